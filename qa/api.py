@@ -1,0 +1,325 @@
+"""The HTTP API (FastAPI): a thin layer over :class:`qa.service.QAService`; also serves ``web/``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from qa import __version__
+from qa.answer import Reply
+from qa.chat import Turn
+from qa.config import Settings
+from qa.middleware import (
+    BodyLimitMiddleware,
+    Metrics,
+    ObservabilityMiddleware,
+    RateLimiter,
+    RateLimitMiddleware,
+)
+from qa.schemas import (
+    AskRequest,
+    AskResponse,
+    CollectionInfo,
+    CollectionList,
+    DocumentResponse,
+    ErrorResponse,
+    Health,
+    PassageContext,
+    SearchResponse,
+    StoredPassage,
+)
+from qa.service import QAService, UnknownCollection
+from qa.store import BusyError, Collection, PassageRow, StoreError
+
+log = logging.getLogger("qa.api")
+
+NOT_FOUND_NOTICE = "The documents don't answer this question. The closest passages are listed below."
+NOTHING_NOTICE = "Nothing in the documents matches this question."
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in {
+        400: "malformed request",
+        404: "unknown collection, passage or document",
+        413: "body over the size limit",
+        415: "body is not JSON",
+        422: "invalid field",
+        429: "rate limited",
+    }.items()
+}
+
+
+class APIError(Exception):
+    """An error with an HTTP status, a machine-readable code and a message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[int, str, str]:
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        detail = next(e for e in errors if e.get("type") == "json_invalid")
+        return 400, "malformed_json", f"request body is not valid JSON: {detail.get('ctx', {}).get('error', 'parse error')}"
+    parts = []
+    for error in errors[:5]:
+        location = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path"))
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{location or 'body'}: {message}")
+    return 422, "validation_error", "; ".join(parts)
+
+
+def create_app(settings: Settings, service: QAService | None = None) -> FastAPI:
+    """The FastAPI application. ``service`` is created from ``settings`` when not given."""
+    service = service or QAService(settings)
+    metrics = Metrics()
+    app = FastAPI(
+        title="qa: questions over your documents",
+        version=__version__,
+        description="Ask questions; get passages with exact citations and the answering sentence.",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.service = service
+    app.state.settings = settings
+    app.state.metrics = metrics
+
+    # ------------------------------------------------------------------ errors
+    @app.exception_handler(APIError)
+    async def _api_error(request: Request, exc: APIError) -> JSONResponse:
+        return error_response(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(*_validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        message = str(exc.detail) if exc.status_code != 404 else f"no such route: {request.url.path}"
+        return error_response(exc.status_code, code, message, getattr(exc, "headers", None))
+
+    @app.exception_handler(UnknownCollection)
+    async def _unknown(request: Request, exc: UnknownCollection) -> JSONResponse:
+        return error_response(404, "unknown_collection", str(exc))
+
+    @app.exception_handler(BusyError)
+    async def _busy(request: Request, exc: BusyError) -> JSONResponse:
+        return error_response(409, "busy", str(exc), {"Retry-After": "5"})
+
+    @app.exception_handler(StoreError)
+    async def _store(request: Request, exc: StoreError) -> JSONResponse:
+        log.error("store error: %s", exc)
+        return error_response(503, "index_unavailable", str(exc))
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s", request.url.path)
+        return error_response(500, "internal_error", "internal error; the server log has the details")
+
+    # ------------------------------------------------------------------ helpers
+    def require_json(request: Request) -> None:
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/json" and not kind.endswith("+json"):
+            raise APIError(415, "unsupported_media_type", f"send the body as application/json, not {kind or 'nothing'}")
+
+    def loaded(request: Request, name: str | None) -> Collection:
+        collection = service.collection(name)
+        request.scope.setdefault("state", {})["collection"] = collection.name
+        metrics.documents.labels(collection.name).set(collection.counts["documents"])
+        metrics.passages.labels(collection.name).set(collection.counts["passages"])
+        return collection
+
+    def reply_payload(reply: Reply, collection: Collection) -> dict[str, Any]:
+        data = reply.to_dict()
+        data["collection"] = collection.name
+        data["generation"] = reply.generation
+        return data
+
+    # ------------------------------------------------------------------ questions
+    @app.post("/v1/ask", response_model=AskResponse, responses=ERRORS, tags=["questions"], dependencies=[Depends(require_json)])
+    def ask(request: Request, body: AskRequest) -> dict[str, Any]:
+        """Answer a question (or a follow-up, with ``history``): passages with citations and the answering sentence."""
+        collection = loaded(request, body.collection)
+        history = [Turn(t.role, t.content) for t in body.history]
+        reply = service.ask(body.question, history, body.top_k, collection.name)
+        data = reply_payload(reply, collection)
+        data["notice"] = None if reply.answer else (NOT_FOUND_NOTICE if reply.passages else NOTHING_NOTICE)
+        return data
+
+    @app.get("/v1/search", response_model=SearchResponse, responses=ERRORS, tags=["questions"])
+    def search(
+        request: Request,
+        q: Annotated[str, Query(min_length=1, max_length=2000, description="the query")],
+        top_k: Annotated[int, Query(ge=1, le=50)] = 5,
+        collection: str | None = None,
+    ) -> dict[str, Any]:
+        """Rank passages for a query, without choosing an answer sentence."""
+        if not q.strip():
+            raise APIError(422, "validation_error", "q: the query is empty")
+        loaded_collection = loaded(request, collection)
+        reply = service.search(q, top_k, loaded_collection.name)
+        return reply_payload(reply, loaded_collection)
+
+    # ------------------------------------------------------------------ collections and sources
+    def info(collection: Collection) -> CollectionInfo:
+        manifest = collection.manifest
+        return CollectionInfo(
+            name=collection.name,
+            documents=collection.counts["documents"],
+            passages=collection.counts["passages"],
+            generation=collection.generation,
+            created_at=manifest["created_at"],
+            model=manifest["model"],
+            sources=manifest.get("sources", []),
+        )
+
+    @app.get("/v1/collections", response_model=CollectionList, tags=["collections"])
+    def collections() -> CollectionList:
+        """Every indexed collection with its counts, model and build time."""
+        out = []
+        for name in service.collection_names():
+            try:
+                out.append(info(service.collection(name)))
+            except StoreError as exc:
+                log.warning("collection %s not listed: %s", name, exc)
+        return CollectionList(collections=out, default=settings.collection)
+
+    @app.get("/v1/collections/{name}", response_model=CollectionInfo, responses=ERRORS, tags=["collections"])
+    def collection_info(request: Request, name: str) -> CollectionInfo:
+        """One collection's counts, model and build time."""
+        return info(loaded(request, _name(name)))
+
+    def stored(row: PassageRow) -> StoredPassage:
+        return StoredPassage(
+            passage_id=row.id, document_id=row.document_id, ordinal=row.ordinal, paragraph=row.paragraph,
+            char_start=row.char_start, char_end=row.char_end, page=row.page, text=row.text,
+        )
+
+    @app.get("/v1/passages/{passage_id}", response_model=PassageContext, responses=ERRORS, tags=["sources"])
+    def passage(
+        request: Request,
+        passage_id: int,
+        collection: str | None = None,
+        before: Annotated[int, Query(ge=0, le=10)] = 1,
+        after: Annotated[int, Query(ge=0, le=10)] = 1,
+    ) -> PassageContext:
+        """A passage with its neighbours in the document ("show more context")."""
+        loaded_collection = loaded(request, collection)
+        row = loaded_collection.passage(passage_id)
+        if row is None:
+            raise APIError(404, "unknown_passage", f"no passage {passage_id} in collection {loaded_collection.name!r}")
+        around = loaded_collection.neighbours(row, before, after)
+        return PassageContext(
+            passage=stored(row),
+            before=[stored(r) for r in around if r.ordinal < row.ordinal],
+            after=[stored(r) for r in around if r.ordinal > row.ordinal],
+            title=row.title,
+            source=row.source,
+            collection=loaded_collection.name,
+        )
+
+    @app.get("/v1/documents/{document_id:path}", response_model=DocumentResponse, responses=ERRORS, tags=["sources"])
+    def document(request: Request, document_id: str, collection: str | None = None) -> DocumentResponse:
+        """A whole document, so a citation's offsets can be shown in place."""
+        loaded_collection = loaded(request, collection)
+        row = loaded_collection.document(document_id)
+        if row is None:
+            raise APIError(404, "unknown_document", f"no document {document_id!r} in collection {loaded_collection.name!r}")
+        return DocumentResponse(
+            document_id=row.id, title=row.title, source=row.source, format=row.format, text=row.text,
+            passages=[stored(p) for p in loaded_collection.passages_of([row.id])],
+            collection=loaded_collection.name,
+        )
+
+    # ------------------------------------------------------------------ operations
+    @app.get("/healthz", response_model=Health, tags=["operations"])
+    async def healthz() -> Health:
+        """The process is alive."""
+        return Health(status="ok")
+
+    @app.get("/readyz", response_model=Health, responses={503: {"model": Health}}, tags=["operations"])
+    def readyz() -> Any:
+        """The default collection is loaded and the model is warm."""
+        try:
+            collection = service.collection()
+        except StoreError as exc:
+            return JSONResponse({"status": "unavailable", "detail": {"reason": str(exc)}}, status_code=503)
+        warm = "model" in service.embedder.__dict__ or service.embedder.query_backend == "onnx"
+        if not warm:
+            return JSONResponse({"status": "warming", "detail": {}}, status_code=503)
+        return Health(status="ready", detail={"collection": collection.name, "generation": collection.generation})
+
+    @app.get("/metrics", response_class=PlainTextResponse, tags=["operations"])
+    def prometheus() -> Response:
+        """Prometheus metrics: requests and latency by route and status, collection sizes."""
+        for name in service.collection_names():
+            try:
+                collection = service.collection(name)
+            except StoreError:
+                continue
+            metrics.documents.labels(name).set(collection.counts["documents"])
+            metrics.passages.labels(name).set(collection.counts["passages"])
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    # ------------------------------------------------------------------ web
+    web = Path(settings.web_dir)
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> Response:
+        return FileResponse(web / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/widget.js", include_in_schema=False)
+    async def widget() -> Response:
+        return FileResponse(
+            web / "widget.js", media_type="text/javascript", headers={"Cache-Control": "no-cache"}
+        )
+
+    if web.is_dir():
+        app.mount("/assets", StaticFiles(directory=web), name="assets")
+
+    # ------------------------------------------------------------------ middleware (last added = outermost)
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, upload_max_bytes=settings.max_upload_bytes
+    )
+    if settings.rate_limit_per_minute > 0:
+        app.add_middleware(
+            RateLimitMiddleware,
+            limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
+            metrics=metrics,
+            paths=("/v1/ask", "/v1/search"),
+        )
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+        allow_headers=["Content-Type", "Authorization"],
+        max_age=600,
+    )
+    app.add_middleware(ObservabilityMiddleware, metrics=metrics, json_logs=settings.log_json)
+    return app
+
+
+def _name(name: str) -> str:
+    from qa.config import validate_collection_name
+
+    try:
+        return validate_collection_name(name)
+    except ValueError as exc:
+        raise APIError(404, "unknown_collection", str(exc)) from None

@@ -1,0 +1,113 @@
+"""One settings object for the library, the CLI and the API (environment variables ``QA_*``)."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+_CHECKOUT = PACKAGE_DIR.parent
+
+COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def _bundled(folder: str) -> Path:
+    """A folder shipped with the project: the checkout's copy, or the one inside the wheel."""
+    in_checkout = _CHECKOUT / folder
+    if (_CHECKOUT / "pyproject.toml").exists() and in_checkout.is_dir():
+        return in_checkout
+    return PACKAGE_DIR / f"_{folder}"
+
+
+def default_index_dir() -> Path:
+    """``index/`` of the checkout, or ``./index`` when the package is installed as a wheel."""
+    if (_CHECKOUT / "pyproject.toml").exists():
+        return _CHECKOUT / "index"
+    return Path.cwd() / "index"
+
+
+def validate_collection_name(name: str) -> str:
+    """Reject names that could escape the index folder or confuse a URL."""
+    if not COLLECTION_NAME.match(name) or name in {".", ".."}:
+        raise ValueError(
+            f"invalid collection name {name!r}: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+class Settings(BaseSettings):
+    """Everything that can be configured. CLI flags override the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="QA_", extra="ignore")
+
+    # Where things live
+    index_dir: Path = Field(default_factory=default_index_dir)
+    corpus_dir: Path = Field(default_factory=lambda: _bundled("corpus"))
+    web_dir: Path = Field(default_factory=lambda: _bundled("web"))
+    collection: str = "default"
+
+    # Embedding
+    model: str | None = Field(
+        default=None, description="sentence-transformers model folder; default: bundled MiniLM"
+    )
+    batch_size: int = Field(default=32, ge=1, le=1024)
+    threads: int | None = Field(default=None, ge=1, description="torch threads (default: torch's)")
+    query_backend: Literal["torch", "onnx"] = "torch"
+
+    # Passages
+    max_passage_tokens: int | None = Field(
+        default=None, ge=16, description="word pieces per passage (default: the model's window)"
+    )
+    min_passage_chars: int = Field(default=40, ge=0)
+    title_in_embedding: bool = True
+
+    # Retrieval and answering
+    retriever: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    top_k: int = Field(default=5, ge=1, le=50)
+    reranker: str | None = None
+    reranker_top_n: int = Field(default=20, ge=1, le=200)
+
+    # HTTP
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    api_key: SecretStr | None = None
+    rate_limit_per_minute: int = Field(default=300, ge=0, description="per client; 0 disables")
+    rate_limit_burst: int = Field(default=60, ge=1)
+    request_timeout_s: float = Field(default=30.0, gt=0)
+    log_json: bool = True
+
+    @field_validator("collection")
+    @classmethod
+    def _check_collection(cls, value: str) -> str:
+        return validate_collection_name(value)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("model", "reranker", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    def collection_dir(self, name: str | None = None) -> Path:
+        """The folder of one collection under ``index_dir``."""
+        return self.index_dir / validate_collection_name(name or self.collection)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings read once from the environment."""
+    return Settings()

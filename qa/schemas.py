@@ -1,0 +1,176 @@
+"""Request and response models of the HTTP API (they are the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_QUESTION_CHARS = 2000
+MAX_HISTORY_TURNS = 20
+MAX_TURN_CHARS = 8000
+
+
+class Turn(BaseModel):
+    """One earlier message of the conversation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["user", "assistant"]
+    content: str = Field(max_length=MAX_TURN_CHARS)
+
+
+class AskRequest(BaseModel):
+    """A question, optionally a follow-up in a conversation."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"question": "How many cities does the G60 corridor connect?"},
+                {
+                    "question": "Which of them are in Zhejiang?",
+                    "history": [
+                        {"role": "user", "content": "How many cities does the G60 corridor connect?"},
+                        {"role": "assistant", "content": "The G60 Corridor connects nine cities."},
+                    ],
+                    "top_k": 3,
+                },
+            ]
+        },
+    )
+
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, description="the question")
+    history: list[Turn] = Field(
+        default_factory=list, max_length=MAX_HISTORY_TURNS, description="earlier turns, oldest first"
+    )
+    top_k: int = Field(default=5, ge=1, le=50, description="passages to return")
+    collection: str | None = Field(default=None, description="collection name (default: the served one)")
+
+    @field_validator("question")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the question is empty")
+        return value
+
+
+class CitationModel(BaseModel):
+    """Where the passage is: ``document.text[char_start:char_end]`` is the passage text."""
+
+    document_id: str
+    title: str
+    source: str
+    paragraph: int = Field(description="1-based paragraph number in the document")
+    char_start: int
+    char_end: int
+    page: int | None = Field(default=None, description="1-based page (PDF only)")
+
+
+class PassageModel(BaseModel):
+    rank: int
+    passage_id: int
+    score: float
+    text: str
+    citation: CitationModel
+    highlights: list[tuple[int, int]] = Field(
+        default_factory=list, description="[start, end] spans inside `text` of the sentences that answer"
+    )
+
+
+class AnswerModel(BaseModel):
+    """The sentence that best answers, as a span of one of the returned passages."""
+
+    text: str
+    passage_id: int
+    start: int = Field(description="offset of the sentence inside the passage text")
+    end: int
+    score: float
+
+
+class AskResponse(BaseModel):
+    query: str = Field(description="the text that was actually searched")
+    answer: AnswerModel | None = Field(description="null when the documents don't answer the question")
+    notice: str | None = Field(default=None, description="a message to show instead of an answer")
+    passages: list[PassageModel]
+    collection: str
+    generation: str
+    timings_ms: dict[str, float]
+
+
+class SearchResponse(BaseModel):
+    query: str
+    passages: list[PassageModel]
+    collection: str
+    generation: str
+    timings_ms: dict[str, float]
+
+
+class ModelInfo(BaseModel):
+    name: str
+    dimension: int
+    max_seq_length: int
+    fingerprint: str
+
+
+class CollectionInfo(BaseModel):
+    name: str
+    documents: int
+    passages: int
+    generation: str
+    created_at: str
+    model: ModelInfo
+    sources: list[str]
+
+
+class CollectionList(BaseModel):
+    collections: list[CollectionInfo]
+    default: str
+
+
+class StoredPassage(BaseModel):
+    passage_id: int
+    document_id: str
+    ordinal: int
+    paragraph: int
+    char_start: int
+    char_end: int
+    page: int | None
+    text: str
+
+
+class PassageContext(BaseModel):
+    """A passage with its neighbours in the document, for "show more context"."""
+
+    passage: StoredPassage
+    before: list[StoredPassage]
+    after: list[StoredPassage]
+    title: str
+    source: str
+    collection: str
+
+
+class DocumentResponse(BaseModel):
+    """A whole document: citations' offsets index into ``text``."""
+
+    document_id: str
+    title: str
+    source: str
+    format: str
+    text: str
+    passages: list[StoredPassage]
+    collection: str
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class Health(BaseModel):
+    status: str
+    detail: dict[str, object] = Field(default_factory=dict)

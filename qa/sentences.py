@@ -1,0 +1,60 @@
+"""Split text into sentences as character spans (no text is changed or lost)."""
+
+from __future__ import annotations
+
+import re
+
+_ABBREVIATIONS = {
+    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "vs", "etc", "e.g", "i.e", "cf",
+    "al", "fig", "figs", "no", "nos", "vol", "pp", "p", "inc", "ltd", "co", "corp", "dept",
+    "u.s", "u.k", "u.n", "e.u", "approx", "est", "gen", "gov", "rev", "jan", "feb", "mar",
+    "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "ca", "ph.d", "a.m", "p.m",
+}
+
+# A candidate end: terminal punctuation, optional closing quotes/brackets, then whitespace.
+_END = re.compile(r"([.!?\u2026]+)([\"'\u201d\u2019)\]]*)(\s+)")
+_CJK_END = re.compile(r"[\u3002\uff01\uff1f]+[\u201d\u300d\u300f)\uff09]*")
+_NEXT_STARTS_SENTENCE = re.compile(r"[\"'\u201c\u2018(\[]*[A-Z0-9\u00c0-\u024f\u0370-\u04ff]")
+
+
+def _is_abbreviation(text: str, dot: int) -> bool:
+    """True when the period at ``dot`` ends an abbreviation or an initial."""
+    match = re.search(r"([A-Za-z][A-Za-z.]*)$", text[:dot])
+    if not match:
+        return False
+    word = match.group(1).lower()
+    return word in _ABBREVIATIONS or (len(word) == 1 and text[match.start(1)].isupper())
+
+
+def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+    """Spans ``(s, e)`` of the sentences in ``text[start:end]``, trimmed of outer whitespace.
+
+    Boundaries: terminal punctuation followed by whitespace and a capital, digit or quote
+    (not after a known abbreviation or an initial), CJK full stops, and line breaks.
+    """
+    end = len(text) if end is None else end
+    cuts: set[int] = set()
+    for match in _END.finditer(text, start, end):
+        if match.group(1) == "." and _is_abbreviation(text, match.start(1)):
+            continue
+        after = match.end()
+        if "\n" in match.group(3) or after >= end or _NEXT_STARTS_SENTENCE.match(text, after):
+            cuts.add(match.end(2))
+    for match in _CJK_END.finditer(text, start, end):
+        cuts.add(match.end())
+    for match in re.finditer(r"\n", text[start:end]):
+        cuts.add(start + match.start())
+    spans = []
+    position = start
+    for cut in sorted(cuts) + [end]:
+        if cut <= position:
+            continue
+        piece_start, piece_end = position, cut
+        while piece_start < piece_end and text[piece_start].isspace():
+            piece_start += 1
+        while piece_end > piece_start and text[piece_end - 1].isspace():
+            piece_end -= 1
+        if piece_end > piece_start:
+            spans.append((piece_start, piece_end))
+        position = cut
+    return spans

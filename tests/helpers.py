@@ -1,0 +1,61 @@
+"""Helpers shared by the tests: a real uvicorn server in a thread, free ports, paths."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "corpus"
+SEED_FILE = CORPUS / "songjiang-g60-innovation-corridor.txt"
+SEED_TITLE = "Songjiang vows to boost global cooperation on sci-tech innovation"
+SHARED = Path(os.environ.get("QA_SHARED_DIR", ROOT.parent / "shared"))
+SCIFACT = SHARED / "datasets" / "scifact"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: object, port: int | None = None) -> Iterator[str]:
+    """Run ``app`` under a real uvicorn server on loopback; yields its base URL."""
+    import uvicorn
+
+    port = port or free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")  # type: ignore[arg-type]
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    try:
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def wait_http(url: str, timeout: float = 120.0) -> None:
+    """Wait until ``url`` answers (any status)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=2)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise TimeoutError(url)
