@@ -29,6 +29,7 @@ from qa.middleware import (
 from qa.schemas import (
     AskRequest,
     AskResponse,
+    ClientConfig,
     CollectionInfo,
     CollectionList,
     DocumentResponse,
@@ -246,6 +247,13 @@ def create_app(settings: Settings, service: QAService | None = None) -> FastAPI:
             document_id=row.id, title=row.title, source=row.source, format=row.format, text=row.text,
             passages=[stored(p) for p in loaded_collection.passages_of([row.id])],
             collection=loaded_collection.name,
+        )
+
+    @app.get("/v1/config", response_model=ClientConfig, tags=["web"])
+    def client_config() -> ClientConfig:
+        """Title and starter questions for the chat page and widget."""
+        return ClientConfig(
+            title=settings.title, collection=settings.collection, starter_questions=service.starter_questions()
         )
 
     # ------------------------------------------------------------------ operations

@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     reranker: str | None = None
     reranker_top_n: int = Field(default=20, ge=1, le=200)
 
+    # Web chat
+    title: str = Field(default="Ask the documents", description="heading of the chat page and widget")
+    starter_questions: Annotated[list[str], NoDecode] | None = Field(
+        default=None, description="'|'-separated; default: the bundled corpus's own starters"
+    )
+
     # HTTP
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -95,6 +101,13 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("starter_questions", mode="before")
+    @classmethod
+    def _split_starters(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split("|") if part.strip()]
         return value
 
     @field_validator("model", "reranker", mode="before")

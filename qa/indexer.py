@@ -363,14 +363,27 @@ def _kept_vectors(previous: Collection, ids: list[int]) -> np.ndarray:
 
 
 def _bar(enabled: bool, total: int | None, label: str, unit: str) -> Any:
+    import sys
+
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=label, unit=unit, disable=not enabled, dynamic_ncols=True, smoothing=0.1)
+    return tqdm(
+        total=total, desc=label, unit=f" {unit}s", disable=not enabled, dynamic_ncols=True,
+        smoothing=0.1, mininterval=0.2 if sys.stderr.isatty() else 5.0,
+    )
 
 
 def _progress(items: Iterable[Any], enabled: bool, label: str, unit: str) -> Iterable[Any]:
     if not enabled:
         return items
-    from tqdm import tqdm
+    bar = _bar(True, None, label, unit)
 
-    return tqdm(items, desc=label, unit=unit, dynamic_ncols=True)
+    def counted() -> Iterable[Any]:
+        try:
+            for item in items:
+                bar.update(1)
+                yield item
+        finally:
+            bar.close()
+
+    return counted()

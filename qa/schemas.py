@@ -162,6 +162,16 @@ class DocumentResponse(BaseModel):
     collection: str
 
 
+class ClientConfig(BaseModel):
+    """What the chat page and widget need to know about the service."""
+
+    title: str
+    collection: str
+    starter_questions: list[str]
+    max_question_chars: int = MAX_QUESTION_CHARS
+    max_history_turns: int = MAX_HISTORY_TURNS
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str

@@ -18,6 +18,8 @@ from qa.store import Collection, CollectionNotFound, current_generation, list_co
 
 log = logging.getLogger("qa.service")
 
+STARTERS = ".starters"  # one starter question per line, beside the bundled documents
+
 
 class UnknownCollection(CollectionNotFound):
     """A collection name that has no index, with the names that do."""
@@ -84,6 +86,20 @@ class QAService:
         self, paths: Sequence[Path], collection: str | None = None, full: bool = False, progress: bool = False
     ) -> IndexReport:
         return self.indexer.index_paths(collection or self.settings.collection, list(paths), full, progress)
+
+    def starter_questions(self) -> list[str]:
+        """Configured starters, else the bundled corpus's ``starters.txt`` when it is what is served."""
+        if self.settings.starter_questions is not None:
+            return self.settings.starter_questions
+        starters = Path(self.settings.corpus_dir) / STARTERS
+        try:
+            sources = self.collection().manifest.get("sources", [])
+        except CollectionNotFound:
+            return []
+        if starters.exists() and str(Path(self.settings.corpus_dir).resolve()) in sources:
+            lines = starters.read_text(encoding="utf-8").splitlines()
+            return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+        return []
 
     # ------------------------------------------------------------------ questions
     def retriever(self, collection: Collection, mode: Mode | None = None) -> Retriever:

@@ -63,3 +63,29 @@ def settings_for(tmp_path: Path):  # type: ignore[no-untyped-def]
         return make_settings(tmp_path / "index", **overrides)
 
     return build
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Path:
+    """A small, randomly initialised 32-d sentence-transformers model folder built locally.
+
+    It shares MiniLM's tokenizer, so it stands in for "another model" (other weights, other
+    dimension) without any download.
+    """
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny-model")
+    tokenizer = BertTokenizerFast.from_pretrained(str(embedder.path))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1,
+        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512,
+    )
+    bert_dir = folder / "bert"
+    BertModel(config).save_pretrained(bert_dir)
+    tokenizer.save_pretrained(bert_dir)
+    word = models.Transformer(str(bert_dir), max_seq_length=128)
+    pooling = models.Pooling(word.get_word_embedding_dimension(), pooling_mode="mean")
+    model_dir = folder / "model"
+    SentenceTransformer(modules=[word, pooling], device="cpu").save(str(model_dir))
+    return model_dir
