@@ -269,7 +269,7 @@ def create_app(settings: Settings, service: QAService | None = None) -> FastAPI:
             collection = service.collection()
         except StoreError as exc:
             return JSONResponse({"status": "unavailable", "detail": {"reason": str(exc)}}, status_code=503)
-        warm = "model" in service.embedder.__dict__ or service.embedder.query_backend == "onnx"
+        warm = service.embedder.is_warm
         if not warm:
             return JSONResponse({"status": "warming", "detail": {}}, status_code=503)
         return Health(status="ready", detail={"collection": collection.name, "generation": collection.generation})

@@ -58,7 +58,9 @@ class Settings(BaseSettings):
     )
     batch_size: int = Field(default=32, ge=1, le=1024)
     threads: int | None = Field(default=None, ge=1, description="torch threads (default: torch's)")
-    query_backend: Literal["torch", "onnx"] = "torch"
+    query_backend: Literal["auto", "onnx", "onnx-int8", "torch"] = Field(
+        default="auto", description="encoder for questions: auto = ONNX when the model allows, else torch"
+    )
 
     # Passages
     max_passage_tokens: int | None = Field(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -21,6 +22,8 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+log = logging.getLogger("qa.embedder")
 
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.onnx")
 _fingerprints: dict[tuple[str, int, int], str] = {}
@@ -117,14 +120,19 @@ class Embedder:
         model: str | None = None,
         batch_size: int = 32,
         threads: int | None = None,
-        query_backend: str = "torch",
+        query_backend: str = "auto",
+        cache_dir: Path | None = None,
     ) -> None:
         self.path = resolve_model_path(model)
         self.batch_size = batch_size
         self.threads = threads
         self.query_backend = query_backend
+        self.cache_dir = cache_dir
         self._lock = threading.Lock()
+        self._query_lock = threading.Lock()
         self._onnx: Any = None
+        self._resolved_backend = ""
+        self._batcher = _Batcher(self._encode_query_batch)
 
     # ------------------------------------------------------------------ identity
     @cached_property
@@ -226,15 +234,101 @@ class Embedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed a few short texts (questions, sentences) with the fastest backend configured."""
-        if self.query_backend == "onnx":
-            from qa.onnx_encoder import OnnxEncoder
+        """Embed a few short texts (questions, sentences) with the fastest backend configured.
 
+        Concurrent calls are merged into one batch, which is cheaper than one call each.
+        """
+        if not texts:
+            return np.zeros((0, self.identity.dimension), dtype=np.float32)
+        return self._batcher.submit(list(texts))
+
+    @property
+    def active_query_backend(self) -> str:
+        """The backend queries actually use ("onnx", "onnx-int8" or "torch")."""
+        self._query_encoder()
+        return self._resolved_backend
+
+    def _query_encoder(self) -> Callable[[list[str]], np.ndarray]:
+        with self._query_lock:
             if self._onnx is None:
-                self._onnx = OnnxEncoder(self.path, self.identity.max_seq_length)
-            return self._onnx.encode(list(texts))
-        return self._encode_torch(texts)
+                self._onnx, self._resolved_backend = self._load_query_encoder()
+        return self._onnx
+
+    def _load_query_encoder(self) -> tuple[Callable[[list[str]], np.ndarray], str]:
+        backend = self.query_backend
+        if backend in {"auto", "onnx", "onnx-int8"} and self.cache_dir is not None:
+            try:
+                from qa.onnx_encoder import OnnxEncoder
+
+                encoder = OnnxEncoder(
+                    self.path, self.cache_dir, self.identity.fingerprint, self.identity.max_seq_length,
+                    quantize=backend == "onnx-int8", threads=self.threads,
+                )
+                return encoder.encode, "onnx-int8" if backend == "onnx-int8" else "onnx"
+            except Exception as exc:  # noqa: BLE001 - any failure falls back to torch
+                if backend != "auto":
+                    raise ModelError(f"the ONNX query backend failed: {exc}") from exc
+                log.info("ONNX query encoder unavailable (%s); using torch", exc)
+        return self._encode_torch, "torch"
+
+    def _encode_query_batch(self, texts: list[str]) -> np.ndarray:
+        return self._query_encoder()(texts)
+
+    @property
+    def is_warm(self) -> bool:
+        """True once the query encoder is loaded."""
+        return self._onnx is not None
 
     def warm_up(self) -> None:
-        """Load the model and run it once so the first real request is not slow."""
+        """Load the query encoder and run it once so the first real request is not slow."""
         self.encode_queries(["warm up"])
+
+
+class _Batcher:
+    """Runs ``encode`` for concurrent callers in merged batches (no waiting when idle)."""
+
+    def __init__(self, encode: Callable[[list[str]], np.ndarray], max_texts: int = 64) -> None:
+        self.encode = encode
+        self.max_texts = max_texts
+        self._lock = threading.Lock()
+        self._pending: list[tuple[list[str], dict[str, Any], threading.Event]] = []
+        self._running = False
+
+    def submit(self, texts: list[str]) -> np.ndarray:
+        job: dict[str, Any] = {}
+        done = threading.Event()
+        with self._lock:
+            self._pending.append((texts, job, done))
+            leader = not self._running
+            if leader:
+                self._running = True
+        if leader:
+            self._drain()
+        done.wait()
+        if "error" in job:
+            raise job["error"]
+        return job["vectors"]
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                if not self._pending:
+                    self._running = False
+                    return
+                batch, count = [], 0
+                while self._pending and (not batch or count + len(self._pending[0][0]) <= self.max_texts):
+                    item = self._pending.pop(0)
+                    batch.append(item)
+                    count += len(item[0])
+            texts = [t for item in batch for t in item[0]]
+            try:
+                vectors = self.encode(texts)
+                position = 0
+                for item_texts, job, _ in batch:
+                    job["vectors"] = vectors[position : position + len(item_texts)]
+                    position += len(item_texts)
+            except BaseException as exc:  # noqa: BLE001 - handed to every waiting caller
+                for _, job, _ in batch:
+                    job["error"] = exc
+            for _, _, done in batch:
+                done.set()

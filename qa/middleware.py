@@ -137,49 +137,39 @@ class BodyLimitMiddleware:
             if too_big:
                 await send_error(send, 413, "payload_too_large", f"request body is over the {limit}-byte limit")
                 return
-        received = 0
-        failed = False
-
-        async def limited() -> Message:
-            nonlocal received, failed
+        if scope.get("method") not in {"POST", "PUT", "PATCH"}:
+            await self.app(scope, receive, send)
+            return
+        # Buffer the body (at most ``limit`` bytes), so an oversized or stalled upload is
+        # refused here, before any route sees it.
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             try:
                 message = await asyncio.wait_for(receive(), timeout=self.read_timeout_s)
             except TimeoutError:
-                failed = True
-                raise _Abort(408, "request_timeout", f"request body not received within {self.read_timeout_s:g} s") from None
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    failed = True
-                    raise _Abort(413, "payload_too_large", f"request body is over the {limit}-byte limit")
-            return message
-
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited, tracking_send)
-        except _Abort as abort:
-            if not started:
-                await send_error(send, abort.status, abort.code, abort.message)
-        except Exception:
-            if failed and not started:
+                await send_error(send, 408, "request_timeout", f"request body not received within {self.read_timeout_s:g} s")
+                return
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
                 await send_error(send, 413, "payload_too_large", f"request body is over the {limit}-byte limit")
-            else:
-                raise
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        replayed = False
 
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
 
-class _Abort(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+        await self.app(scope, replay, send)
 
 
 class RateLimiter:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import socket
 import sys
+import threading
+from collections.abc import Iterator
 
 from qa.config import Settings
 
@@ -20,6 +24,28 @@ def _bind(host: str, port: int) -> socket.socket:
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
+
+
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, but a Ctrl+C or SIGTERM ends in a clean exit (status 0)
+        after in-flight requests finish, instead of re-raising the signal."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return Server
 
 
 def _say(message: str) -> None:
@@ -49,10 +75,10 @@ def run(settings: Settings) -> int:
         collection = service.collection()
         _say(f"loading the model from {service.embedder.path}")
         service.embedder.warm_up()
-    except UnknownCollection as exc:
+    except (UnknownCollection, ModelError) as exc:
         _say(f"error: {exc}")
         return 2
-    except (ModelError, StoreError) as exc:
+    except StoreError as exc:
         _say(f"error: {exc}")
         return 1
 
@@ -77,6 +103,7 @@ def run(settings: Settings) -> int:
         server_header=False,
     )
     logging.getLogger("qa.access").setLevel(logging.INFO)
-    server = uvicorn.Server(config)
+    server = _server_class()(config)
     server.run(sockets=[sock])
+    _say("qa stopped")
     return 0

@@ -40,7 +40,8 @@ class QAService:
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
         self.embedder = embedder or Embedder(
-            settings.model, settings.batch_size, settings.threads, settings.query_backend
+            settings.model, settings.batch_size, settings.threads, settings.query_backend,
+            cache_dir=settings.index_dir / ".models",
         )
         self.indexer = Indexer(settings, self.embedder)
         self.fusion = FusionParams()

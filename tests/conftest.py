@@ -21,9 +21,12 @@ def make_settings(index_dir: Path, **overrides: object) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def embedder() -> Embedder:
-    """The bundled all-MiniLM-L6-v2, loaded once for the whole test session."""
-    model = Embedder()
+def embedder(tmp_path_factory: pytest.TempPathFactory) -> Embedder:
+    """The bundled all-MiniLM-L6-v2, loaded once for the whole test session.
+
+    Questions go through the ONNX export as in production; passages through torch.
+    """
+    model = Embedder(cache_dir=tmp_path_factory.mktemp("models"))
     model.warm_up()
     return model
 
