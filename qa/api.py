@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,12 +14,17 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qa import __version__
 from qa.answer import Reply
 from qa.chat import Turn
 from qa.config import Settings
+from qa.documents import Skip, UnsafePath
+from qa.indexer import IndexReport
 from qa.middleware import (
     BodyLimitMiddleware,
     Metrics,
@@ -32,14 +38,17 @@ from qa.schemas import (
     ClientConfig,
     CollectionInfo,
     CollectionList,
+    DocumentIn,
     DocumentResponse,
     ErrorResponse,
     Health,
     PassageContext,
     SearchResponse,
+    SkippedFile,
     StoredPassage,
+    WriteResponse,
 )
-from qa.service import QAService, UnknownCollection
+from qa.service import QAService, UnknownCollection, UnknownDocument
 from qa.store import BusyError, Collection, PassageRow, StoreError
 
 log = logging.getLogger("qa.api")
@@ -119,6 +128,18 @@ def create_app(settings: Settings, service: QAService | None = None) -> FastAPI:
     @app.exception_handler(UnknownCollection)
     async def _unknown(request: Request, exc: UnknownCollection) -> JSONResponse:
         return error_response(404, "unknown_collection", str(exc))
+
+    @app.exception_handler(Skip)
+    async def _skip(request: Request, exc: Skip) -> JSONResponse:
+        return error_response(422, "unreadable_document", f"{exc.source}: {exc.reason}")
+
+    @app.exception_handler(UnsafePath)
+    async def _unsafe(request: Request, exc: UnsafePath) -> JSONResponse:
+        return error_response(400, "invalid_name", str(exc))
+
+    @app.exception_handler(UnknownDocument)
+    async def _unknown_document(request: Request, exc: UnknownDocument) -> JSONResponse:
+        return error_response(404, "unknown_document", str(exc))
 
     @app.exception_handler(BusyError)
     async def _busy(request: Request, exc: BusyError) -> JSONResponse:
@@ -256,6 +277,92 @@ def create_app(settings: Settings, service: QAService | None = None) -> FastAPI:
             title=settings.title, collection=settings.collection, starter_questions=service.starter_questions()
         )
 
+    # ------------------------------------------------------------------ writes (need QA_API_KEY)
+    def require_writer(request: Request) -> None:
+        key = settings.api_key.get_secret_value() if settings.api_key else ""
+        if not key:
+            raise APIError(403, "write_disabled", "the write API is disabled; start the server with QA_API_KEY set to enable it")
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key.encode()):
+            raise APIError(401, "unauthorized", "missing or wrong API key; send 'Authorization: Bearer <key>'")
+
+    def written(report: IndexReport, note: str | None = None) -> WriteResponse:
+        return WriteResponse(
+            collection=report.collection, generation=report.generation, documents=report.documents,
+            passages=report.passages, added=report.added, updated=report.updated, removed=report.removed,
+            unchanged=report.unchanged, embedded=report.embedded,
+            skipped=[SkippedFile(source=s.source, reason=s.reason) for s in report.skipped], note=note,
+        )
+
+    upload_body = {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": DocumentIn.model_json_schema()},
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {
+                            "file": {"type": "string", "format": "binary"},
+                            "name": {"type": "string", "description": "path inside the collection (default: the file name)"},
+                        },
+                    }
+                },
+            },
+        }
+    }
+
+    @app.post(
+        "/v1/collections/{name}/documents", response_model=WriteResponse, status_code=201, responses=ERRORS,
+        tags=["writes"], dependencies=[Depends(require_writer)], openapi_extra=upload_body,
+    )
+    async def add_document(request: Request, name: str) -> WriteResponse:
+        """Add or replace a document: JSON ``{id, title, text, source}`` or a file upload (multipart)."""
+        name = _name(name, must_exist=False)
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind == "application/json":
+            try:
+                document = DocumentIn.model_validate_json(await request.body())
+            except ValidationError as exc:
+                raise RequestValidationError(exc.errors()) from None
+            report = await run_in_threadpool(
+                service.add_text, name, document.id, document.title, document.text, document.source
+            )
+        elif kind == "multipart/form-data":
+            form = await request.form()
+            upload = form.get("file")
+            if not isinstance(upload, StarletteUpload):
+                raise APIError(422, "validation_error", "file: send the document in a form field named 'file'")
+            filename = str(form.get("name") or upload.filename or "")
+            data = await upload.read()
+            report = await run_in_threadpool(service.add_file, name, filename, data)
+        else:
+            raise APIError(415, "unsupported_media_type", "send application/json or multipart/form-data")
+        return written(report)
+
+    @app.delete(
+        "/v1/collections/{name}/documents/{document_id:path}", response_model=WriteResponse, responses=ERRORS,
+        tags=["writes"], dependencies=[Depends(require_writer)],
+    )
+    def delete_document(name: str, document_id: str) -> WriteResponse:
+        """Delete a document: its passages leave FAISS, BM25 and SQLite in one atomic switch."""
+        report = service.delete_document(_name(name), document_id)
+        uploads = str(service.indexer.uploads_dir(name).resolve())
+        sources = service.collection(name).manifest.get("sources", [])
+        note = None
+        if sources and not all(s == uploads for s in sources):
+            note = "if the document's file is still in an indexed folder, the next reindex adds it back"
+        return written(report, note)
+
+    @app.post(
+        "/v1/collections/{name}/reindex", response_model=WriteResponse, responses=ERRORS, tags=["writes"],
+        dependencies=[Depends(require_writer)],
+    )
+    def reindex(name: str, full: bool = False) -> WriteResponse:
+        """Index the collection's folders again: new and changed files are embedded, vanished ones removed."""
+        return written(service.reindex(_name(name), full))
+
     # ------------------------------------------------------------------ operations
     @app.get("/healthz", response_model=Health, tags=["operations"])
     async def healthz() -> Health:
@@ -324,10 +431,10 @@ def create_app(settings: Settings, service: QAService | None = None) -> FastAPI:
     return app
 
 
-def _name(name: str) -> str:
+def _name(name: str, must_exist: bool = True) -> str:
     from qa.config import validate_collection_name
 
     try:
         return validate_collection_name(name)
     except ValueError as exc:
-        raise APIError(404, "unknown_collection", str(exc)) from None
+        raise APIError(404 if must_exist else 400, "unknown_collection" if must_exist else "invalid_name", str(exc)) from None

@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -241,26 +241,43 @@ def read_pdf(path: Path, doc_id: str, data: bytes) -> Document:
 
 def read_jsonl(path: Path, errors: list[Skip]) -> Iterator[Document]:
     """BEIR ``corpus.jsonl``: one ``{"_id", "title", "text"}`` object per line."""
-    source = str(path)
     with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            where = f"{source}:{number}"
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                errors.append(Skip(where, f"malformed JSON ({exc})"))
-                continue
-            if not isinstance(record, dict) or "_id" not in record:
-                errors.append(Skip(where, 'not a BEIR document (needs "_id" and "text")'))
-                continue
-            title = str(record.get("title") or "").strip()
-            text = normalise_newlines(str(record.get("text") or ""))
-            if not text.strip() and not title:
-                errors.append(Skip(where, "empty document"))
-                continue
-            yield Document(str(record["_id"]), " ".join(title.split())[:300], where, text, "jsonl")
+        yield from _jsonl_lines(path, handle, errors)
+
+
+def read_jsonl_bytes(path: Path, data: bytes) -> list[Document]:
+    """Documents of JSONL content held in memory; raises :class:`Skip` on a bad line."""
+    errors: list[Skip] = []
+    documents = list(_jsonl_lines(path, data.splitlines(keepends=True), errors))
+    if errors:
+        raise errors[0]
+    return documents
+
+
+def _jsonl_lines(path: Path, lines: Iterable[bytes], errors: list[Skip]) -> Iterator[Document]:
+    source = str(path)
+    for number, raw in enumerate(lines, start=1):
+        where = f"{source}:{number}"
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            errors.append(Skip(where, f"malformed JSON ({exc})"))
+            continue
+        if not isinstance(record, dict) or "_id" not in record:
+            errors.append(Skip(where, 'not a BEIR document (needs "_id" and "text")'))
+            continue
+        title = str(record.get("title") or "").strip()
+        text = normalise_newlines(str(record.get("text") or ""))
+        if not text.strip() and not title:
+            errors.append(Skip(where, "empty document"))
+            continue
+        source_override = record.get("source")
+        yield Document(
+            str(record["_id"]), " ".join(title.split())[:300],
+            str(source_override) if source_override else where, text, "jsonl",
+        )
 
 
 def read_file(path: Path, doc_id: str, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Document:
@@ -280,13 +297,47 @@ def read_file(path: Path, doc_id: str, max_bytes: int = DEFAULT_MAX_FILE_BYTES) 
         raise Skip(source, "is a directory") from None
     except OSError as exc:
         raise Skip(source, f"unreadable ({exc.strerror or exc})") from None
+    return parse_bytes(path, doc_id, data)
+
+
+def parse_bytes(path: Path, doc_id: str, data: bytes) -> Document:
+    """Parse a file's bytes by its suffix (not for JSONL); raises :class:`Skip`."""
+    suffix = path.suffix.lower()
     if suffix == ".pdf":
         return read_pdf(path, doc_id, data)
     if suffix in HTML_SUFFIXES:
         return read_html(path, doc_id, data)
     if suffix in {".md", ".markdown"}:
         return read_markdown(path, doc_id, data)
-    return read_text(path, doc_id, data)
+    if suffix in TEXT_SUFFIXES:
+        return read_text(path, doc_id, data)
+    raise Skip(str(path), f"unsupported file type {suffix or '(none)'!r}")
+
+
+# --------------------------------------------------------------------------- uploads
+
+
+class UnsafePath(ValueError):
+    """A name that would place a file outside the folder meant for it."""
+
+
+def safe_relative_path(folder: Path, name: str) -> Path:
+    """``folder / name`` for a relative, normalised ``name`` that stays inside ``folder``."""
+    cleaned = name.replace("\\", "/").strip()
+    parts = [p for p in cleaned.split("/") if p not in ("", ".")]
+    if (
+        not parts
+        or cleaned.startswith("/")
+        or any(p == ".." or p.startswith(".") for p in parts)
+        or "\x00" in cleaned
+        or len(cleaned) > 255
+    ):
+        raise UnsafePath(f"invalid document name {name!r}: use a relative path without '..' or hidden parts")
+    target = (folder / "/".join(parts)).resolve()
+    root = folder.resolve()
+    if root not in target.parents:
+        raise UnsafePath(f"invalid document name {name!r}: it would be stored outside the collection")
+    return target
 
 
 # --------------------------------------------------------------------------- discovery

@@ -40,6 +40,7 @@ SPLITTER_VERSION = 1
 UPLOADS = "uploads"
 
 Hook = Callable[[str], None]
+Locked = Callable[["Collection | None"], None]
 
 
 @dataclass
@@ -140,13 +141,21 @@ class Indexer:
         report.seconds["total"] = time.perf_counter() - started
         return report
 
-    def upsert(self, collection: str, documents: list[Document], hook: Hook | None = None) -> IndexReport:
-        """Add or replace documents, keeping everything else."""
-        return self._update(collection, documents, remove_missing=False, hook=hook)
+    def upsert(
+        self, collection: str, documents: list[Document], hook: Hook | None = None, locked: Locked | None = None
+    ) -> IndexReport:
+        """Add or replace documents, keeping everything else.
 
-    def delete(self, collection: str, document_ids: list[str], hook: Hook | None = None) -> IndexReport:
+        ``locked(previous)`` runs once the writer lock is held, before anything changes
+        (e.g. to save an uploaded file only when this writer is the only one).
+        """
+        return self._update(collection, documents, remove_missing=False, hook=hook, locked=locked)
+
+    def delete(
+        self, collection: str, document_ids: list[str], hook: Hook | None = None, locked: Locked | None = None
+    ) -> IndexReport:
         """Remove documents (and all their passages) from the collection."""
-        return self._update(collection, [], remove_missing=False, delete=set(document_ids), hook=hook)
+        return self._update(collection, [], remove_missing=False, delete=set(document_ids), hook=hook, locked=locked)
 
     # ------------------------------------------------------------------ the update
     def _open_previous(self, directory: Path, full: bool, report: IndexReport) -> Collection | None:
@@ -180,6 +189,7 @@ class Indexer:
         progress: bool = False,
         hook: Hook | None = None,
         sources: list[str] | None = None,
+        locked: Locked | None = None,
     ) -> IndexReport:
         directory = self.settings.collection_dir(collection)
         report = IndexReport(collection=collection)
@@ -189,6 +199,8 @@ class Indexer:
                 log.info("removed leftover %s", leftover)
             previous = self._open_previous(directory, full, report)
             try:
+                if locked is not None:
+                    locked(previous)
                 return self._apply(
                     collection, directory, previous, documents, remove_missing, delete or set(),
                     progress, hook, sources, report, timer,

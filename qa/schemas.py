@@ -162,6 +162,38 @@ class DocumentResponse(BaseModel):
     collection: str
 
 
+class DocumentIn(BaseModel):
+    """A document sent as text to the write API."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=200, description="stable id; sending it again replaces the document")
+    title: str = Field(default="", max_length=300)
+    text: str = Field(min_length=1)
+    source: str | None = Field(default=None, max_length=1000, description="where it came from (URL or path)")
+
+
+class SkippedFile(BaseModel):
+    source: str
+    reason: str
+
+
+class WriteResponse(BaseModel):
+    """What a write did; ``generation`` is the collection's live generation afterwards."""
+
+    collection: str
+    generation: str | None
+    documents: int
+    passages: int
+    added: int
+    updated: int
+    removed: int
+    unchanged: int
+    embedded: int
+    skipped: list[SkippedFile] = Field(default_factory=list)
+    note: str | None = None
+
+
 class ClientConfig(BaseModel):
     """What the chat page and widget need to know about the service."""
 

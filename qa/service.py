@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -11,6 +14,7 @@ from pathlib import Path
 from qa.answer import AnswerParams, Reply, build_reply
 from qa.chat import Turn, build_query
 from qa.config import Settings, validate_collection_name
+from qa.documents import SUPPORTED_SUFFIXES, Skip, UnsafePath, parse_bytes, read_jsonl_bytes, safe_relative_path
 from qa.embedder import Embedder
 from qa.indexer import Indexer, IndexReport
 from qa.retriever import FusionParams, Mode, Retriever
@@ -32,6 +36,20 @@ class UnknownCollection(CollectionNotFound):
             f"unknown collection {name!r}; available collections: {listed}. "
             f"Create it with `qa index PATH --collection {name}`"
         )
+
+
+class UnknownDocument(LookupError):
+    """A document id that the collection does not hold."""
+
+
+def _write_atomic(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.tmp{os.getpid()}")
+    with temporary.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, target)
 
 
 class QAService:
@@ -101,6 +119,60 @@ class QAService:
             lines = starters.read_text(encoding="utf-8").splitlines()
             return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
         return []
+
+    # ------------------------------------------------------------------ writes
+    def add_file(self, collection: str, name: str, data: bytes) -> IndexReport:
+        """Save an uploaded file in the collection's uploads folder and index it (add or replace)."""
+        uploads = self.indexer.uploads_dir(validate_collection_name(collection))
+        target = safe_relative_path(uploads, name)
+        if target.suffix.lower() not in SUPPORTED_SUFFIXES - {".jsonl"}:
+            raise Skip(name, f"unsupported file type {target.suffix or '(none)'!r}; send .txt, .md, .html or .pdf")
+        document_id = target.relative_to(uploads.resolve()).as_posix()
+        document = parse_bytes(target, document_id, data)  # raises Skip before anything is written
+
+        def save(previous: Collection | None) -> None:
+            _write_atomic(target, data)
+
+        return self.indexer.upsert(collection, [document], locked=save)
+
+    def add_text(self, collection: str, document_id: str, title: str, text: str, source: str | None) -> IndexReport:
+        """Add or replace a document given as text; it is kept as a one-line JSONL file."""
+        uploads = self.indexer.uploads_dir(validate_collection_name(collection))
+        target = safe_relative_path(uploads, document_id + ".jsonl")
+        record = {"_id": document_id, "title": title, "text": text, "source": source or f"api:{document_id}"}
+        line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+        documents = [d for d in read_jsonl_bytes(target, line)]
+        if not documents:
+            raise Skip(document_id, "empty document (no title and no text)")
+
+        def save(previous: Collection | None) -> None:
+            _write_atomic(target, line)
+
+        return self.indexer.upsert(collection, documents, locked=save)
+
+    def delete_document(self, collection: str, document_id: str) -> IndexReport:
+        """Remove a document from the index (and its file, when it was uploaded through the API)."""
+        loaded = self.collection(collection)
+        if loaded.document(document_id) is None:
+            raise UnknownDocument(f"no document {document_id!r} in collection {loaded.name!r}")
+        uploads = self.indexer.uploads_dir(loaded.name).resolve()
+
+        def remove_file(previous: Collection | None) -> None:
+            row = previous.document(document_id) if previous else None
+            candidates = [Path(row.source)] if row else []
+            with contextlib.suppress(UnsafePath):
+                candidates.append(safe_relative_path(uploads, document_id + ".jsonl"))
+            for path in candidates:
+                if uploads in path.resolve().parents and path.exists():
+                    path.unlink()
+
+        return self.indexer.delete(loaded.name, [document_id], locked=remove_file)
+
+    def reindex(self, collection: str, full: bool = False) -> IndexReport:
+        """Index the collection's folders again (new, changed and vanished files)."""
+        loaded = self.collection(collection)
+        sources = [Path(p) for p in loaded.manifest.get("sources", [])]
+        return self.indexer.index_paths(loaded.name, sources, full=full)
 
     # ------------------------------------------------------------------ questions
     def retriever(self, collection: Collection, mode: Mode | None = None) -> Retriever:
