@@ -1,8 +1,8 @@
 """The chat page (``/``) and the embeddable widget (``/widget.js``) driven in a real Chromium.
 
-Playwright's sync API against real uvicorn servers (``tests.helpers.serve_in_thread``); host pages
-of "other sites" are served by a small ``http.server`` on another port. Screenshots go to
-``test-output/screenshots/``.
+Playwright's sync API against real uvicorn servers (``tests.helpers.serve_in_thread``); the host
+pages of "other sites" are served by a small ``http.server`` on another port (another origin).
+Screenshots for people to look at go to ``test-output/screenshots/``.
 """
 
 from __future__ import annotations
@@ -12,13 +12,15 @@ import http.server
 import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from qa.api import create_app
+from qa.config import Settings
 from qa.service import QAService
 from tests.conftest import make_settings
 from tests.helpers import ROOT, SEED_TITLE, free_port, serve_in_thread
@@ -28,8 +30,15 @@ pytestmark = pytest.mark.browser
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
     pytest.skip("Chromium is not installed at /usr/bin/chromium", allow_module_level=True)
-playwright_api = pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright  # noqa: E402
+pytest.importorskip("playwright.sync_api")
+from playwright.sync_api import (  # noqa: E402
+    Browser,
+    BrowserContext,
+    Locator,
+    Page,
+    expect,
+    sync_playwright,
+)
 
 ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
@@ -43,6 +52,8 @@ Q1 = "How many cities does the G60 corridor connect?"
 Q2 = "Which of them are in Zhejiang?"
 IMG = "<img src=x onerror=alert(1)>"
 SCRIPT = "<script>alert(2)</script>"
+HOTPINK = "rgb(255, 105, 180)"  # the host page's buttons
+RED = "rgb(255, 0, 0)"  # the host page's text
 
 expect.set_options(timeout=TIMEOUT_MS)
 
@@ -50,7 +61,16 @@ expect.set_options(timeout=TIMEOUT_MS)
 ACTIVE_JS = """() => {
   let a = document.activeElement;
   while (a && a.shadowRoot && a.shadowRoot.activeElement) a = a.shadowRoot.activeElement;
-  return a ? {tag: a.tagName.toLowerCase(), cls: String(a.className || ''), text: (a.textContent || '').trim().slice(0, 80)} : null;
+  if (!a) return null;
+  return {tag: a.tagName.toLowerCase(), cls: String(a.className || ''),
+          text: (a.textContent || '').trim().slice(0, 80)};
+}"""
+
+# Elements that would mean document text was parsed as HTML.
+MARKUP_JS = """() => {
+  const host = document.querySelector(window.QADocsChat.tagName);
+  return host.shadowRoot.querySelectorAll('img, script, iframe, b').length
+       + document.querySelectorAll('img, iframe, b').length;
 }"""
 
 
@@ -80,8 +100,12 @@ class Watch:
         self.console_errors: list[str] = []
         self.dialogs: list[str] = []
         page.on("pageerror", lambda exc: self.page_errors.append(str(exc)))
-        page.on("console", lambda msg: self.console_errors.append(msg.text) if msg.type == "error" else None)
+        page.on("console", self._console)
         page.on("dialog", self._dialog)
+
+    def _console(self, message: Any) -> None:
+        if message.type == "error":
+            self.console_errors.append(message.text)
 
     def _dialog(self, dialog: Any) -> None:
         self.dialogs.append(dialog.message)
@@ -91,10 +115,10 @@ class Watch:
 @pytest.fixture
 def page(context: BrowserContext) -> Iterator[Page]:
     tab = context.new_page()
-    watch = Watch(tab)
-    tab.watch = watch  # type: ignore[attr-defined]
+    tab.watch = Watch(tab)  # type: ignore[attr-defined]
     yield tab
-    assert watch.page_errors == [], f"uncaught exceptions in the page: {watch.page_errors}"
+    errors = tab.watch.page_errors  # type: ignore[attr-defined]
+    assert errors == [], f"uncaught exceptions in the page: {errors}"
 
 
 class _PagesHandler(http.server.BaseHTTPRequestHandler):
@@ -133,18 +157,29 @@ def static_host(pages: dict[str, str]) -> Iterator[str]:
 def host_page(endpoint: str, attrs: str = "", before: str = "") -> str:
     """The host page of another site, embedding the widget with one script tag."""
     html = HOST_TEMPLATE.read_text(encoding="utf-8")
-    return html.replace("__ENDPOINT__", endpoint).replace("__ATTRS__", attrs).replace("__BEFORE__", before)
+    values = {"__ENDPOINT__": endpoint, "__ATTRS__": attrs, "__BEFORE__": before}
+    for marker, value in values.items():
+        html = html.replace(marker, value)
+    return html
+
+
+@dataclass
+class Embed:
+    host: str  # the other site's origin
+    api: str  # a qa server that allows ``host``
+    pages: dict[str, str] = field(default_factory=dict)  # what ``host`` serves
 
 
 @pytest.fixture(scope="module")
-def embed(seed_settings: Any, seed_service: QAService) -> Iterator[dict[str, str]]:
+def embed(seed_settings: Settings, seed_service: QAService) -> Iterator[Embed]:
     """A host site on one port, and a qa server on another that allows that site's origin."""
     pages: dict[str, str] = {}
     with static_host(pages) as host:
         settings = make_settings(seed_settings.index_dir, cors_origins=[host])
         with serve_in_thread(create_app(settings, seed_service)) as api:
-            pages["/host.html"] = host_page(api, attrs='data-starters="How many cities does the G60 corridor connect?|What brand is the Haier factory in Songjiang for?"')
-            yield {"host": host, "api": api, "pages": pages}  # type: ignore[dict-item]
+            starters = f"{Q1}|What brand is the Haier factory in Songjiang for?"
+            pages["/host.html"] = host_page(api, attrs=f'data-starters="{starters}"')
+            yield Embed(host, api, pages)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -154,8 +189,14 @@ def ask(page: Page, question: str) -> None:
     box.press("Enter")
 
 
-def answers(page: Page) -> Any:
+def answers(page: Page) -> Locator:
     return page.locator(".answer-text")
+
+
+def shot(page: Page, name: str) -> None:
+    """A screenshot for people to look at (animations finished, no hover)."""
+    page.mouse.move(1, 1)
+    page.screenshot(path=str(SHOTS / name), animations="disabled")
 
 
 def open_widget(page: Page) -> None:
@@ -167,25 +208,27 @@ def open_widget(page: Page) -> None:
     expect(page.locator(".panel")).to_be_visible()
 
 
-def active(page: Page) -> dict[str, str]:
-    return page.evaluate(ACTIVE_JS)
-
-
-def press_until(page: Page, key: str, predicate: Any, limit: int = 40) -> dict[str, str]:
-    """Press ``key`` until the focused element satisfies ``predicate``."""
+def press_until(
+    page: Page, key: str, reached: Callable[[dict[str, str]], bool], limit: int = 40
+) -> dict[str, str]:
+    """Press ``key`` until the focused element (through shadow roots) is the one wanted."""
     seen = []
     for _ in range(limit):
         page.keyboard.press(key)
-        now = active(page)
+        now = page.evaluate(ACTIVE_JS)
         seen.append(now)
-        if now and predicate(now):
+        if now and reached(now):
             return now
     raise AssertionError(f"focus never reached the target; it went through {seen}")
 
 
+def is_focused(locator: Locator) -> bool:
+    return bool(locator.evaluate("e => e.matches(':focus')"))
+
+
 def no_horizontal_scroll(page: Page) -> None:
-    widths = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
-    assert widths[0] <= widths[1], f"the page scrolls sideways: {widths}"
+    outer = page.evaluate("(d => [d.scrollWidth, d.clientWidth])(document.documentElement)")
+    assert outer[0] <= outer[1], f"the page scrolls sideways: {outer}"
     inner = page.locator(".scroller").evaluate("s => [s.scrollWidth, s.clientWidth]")
     assert inner[0] <= inner[1], f"the conversation scrolls sideways: {inner}"
 
@@ -195,9 +238,13 @@ def luminance(css_color: str) -> float:
     return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255
 
 
+def error_json(code: str, message: str) -> str:
+    return json.dumps({"error": {"code": code, "message": message}})
+
+
 # ---------------------------------------------------------------------- tests
 def test_answer_with_citations_and_source(page: Page, live_server: str) -> None:
-    """Ask on the chat page: "nine", a card titled like the article, its context and its source span."""
+    """The chat page: "nine", a card titled like the article, its context, its source span."""
     page.goto(live_server + "/")
     expect(page.locator(".chip").first).to_be_visible()  # starters from /v1/config
     expect(page.locator(".heading")).to_have_text("Ask the documents")
@@ -205,25 +252,23 @@ def test_answer_with_citations_and_source(page: Page, live_server: str) -> None:
 
     expect(answers(page)).to_contain_text("nine")
     expect(page.locator(".scroller")).to_have_attribute("aria-busy", "false")
-    cards = page.locator(".card")
-    expect(cards.first).to_be_visible()
-    card = cards.filter(has=page.locator(".card-title", has_text=SEED_TITLE)).first
-    expect(card).to_be_visible()
-    expect(card.locator(".card-meta")).to_contain_text("Paragraph")
+    title = page.locator(".card-title", has_text=SEED_TITLE)
+    expect(page.locator(".card").filter(has=title).first).to_be_visible()
     answer_card = page.locator(".card.is-answer")
+    expect(answer_card.locator(".card-meta")).to_contain_text("Paragraph")
     expect(answer_card.locator("mark.ans")).to_contain_text("nine cities")
 
     # the citation marker [1] leads to its card
     page.locator(".cite").first.click()
     expect(answer_card).to_be_focused()
 
-    # more context from /v1/passages/{id}
+    # more context, from /v1/passages/{id}
     answer_card.locator(".btn-context").click()
     expect(answer_card.locator(".btn-context")).to_have_attribute("aria-expanded", "true")
     expect(answer_card.locator(".ctx-before p").first).to_be_visible()
-    page.screenshot(path=str(SHOTS / "page-answer-light.png"))
+    shot(page, "page-answer-light.png")
 
-    # the whole document from /v1/documents/{id}, the cited span marked and scrolled into view
+    # the whole document, from /v1/documents/{id}: the cited span marked and scrolled into view
     answer_card.locator(".btn-source").click()
     dialog = page.locator("dialog.doc")
     expect(dialog).to_be_visible()
@@ -232,7 +277,7 @@ def test_answer_with_citations_and_source(page: Page, live_server: str) -> None:
     expect(cited).to_contain_text("The seven-year-old G60 Corridor connects nine cities")
     expect(cited.locator("mark.ans")).to_contain_text("nine cities")
     expect(cited).to_be_in_viewport()
-    page.screenshot(path=str(SHOTS / "page-document-light.png"))
+    shot(page, "page-document-light.png")
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
     expect(answer_card.locator(".btn-source")).to_be_focused()
@@ -240,12 +285,12 @@ def test_answer_with_citations_and_source(page: Page, live_server: str) -> None:
     page.emulate_media(color_scheme="dark")
     panel_bg = page.locator(".panel").evaluate("p => getComputedStyle(p).backgroundColor")
     assert luminance(panel_bg) < 0.2, panel_bg
-    page.screenshot(path=str(SHOTS / "page-answer-dark.png"))
+    shot(page, "page-answer-dark.png")
     assert page.watch.console_errors == []  # type: ignore[attr-defined]
 
 
 def test_follow_up_carries_history(page: Page, live_server: str) -> None:
-    """The second question goes out with the first question and its answer; "thinking" shows meanwhile."""
+    """The follow-up goes out with the first question and its answer; "thinking" shows meanwhile."""
     page.goto(live_server + "/")
     with page.expect_response("**/v1/ask") as first:
         ask(page, Q1)
@@ -253,7 +298,7 @@ def test_follow_up_carries_history(page: Page, live_server: str) -> None:
     expect(answers(page)).to_have_count(1)
 
     held: list[Any] = []
-    page.route("**/v1/ask", lambda route: held.append(route))
+    page.route("**/v1/ask", lambda route: held.append(route))  # hold it until looked at
     ask(page, Q2)
     expect(page.locator(".thinking")).to_be_visible()
     expect(page.locator(".scroller")).to_have_attribute("aria-busy", "true")
@@ -269,7 +314,7 @@ def test_follow_up_carries_history(page: Page, live_server: str) -> None:
         {"role": "user", "content": Q1},
         {"role": "assistant", "content": first_answer},
     ]
-    assert body["top_k"] >= 1
+    assert 1 <= body["top_k"] <= 50
     held[0].continue_()
     page.unroute("**/v1/ask")
 
@@ -280,9 +325,36 @@ def test_follow_up_carries_history(page: Page, live_server: str) -> None:
     expect(page.locator(".msg.user")).to_have_count(2)
 
 
-def test_keyboard_only(page: Page, embed: dict[str, str]) -> None:
-    """Tab to the launcher, Enter opens, type and Enter asks, reach a card's source, Escape twice."""
-    page.goto(embed["host"] + "/host.html")
+def test_no_answer_is_said_plainly(page: Page, live_server: str) -> None:
+    """answer null: the notice, the closest passages; no passages at all: say so."""
+    page.goto(live_server + "/")
+
+    def unanswered(route: Any) -> None:
+        reply = route.fetch().json()
+        reply.update(answer=None, notice="The documents don't answer this question.")
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(reply))
+
+    page.route("**/v1/ask", unanswered)
+    ask(page, "Who won the 1998 world cup?")
+    notice = page.locator(".bubble.notice")
+    expect(notice).to_have_text("The documents don't answer this question.")
+    expect(page.locator(".sources-label")).to_have_text("Closest passages")
+    expect(page.locator(".card").first).to_be_visible()
+    expect(page.locator(".card.is-answer")).to_have_count(0)
+    page.unroute("**/v1/ask")
+
+    nothing = {"query": "x", "answer": None, "notice": None, "passages": [],
+               "collection": "default", "generation": "g", "timings_ms": {}}
+    page.route("**/v1/ask", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=json.dumps(nothing)))
+    ask(page, "zzzz qqqq")
+    expect(notice.nth(1)).to_have_text("Nothing in the documents matches this question.")
+    expect(page.locator(".live")).to_contain_text("Nothing in the documents matches")
+
+
+def test_keyboard_only(page: Page, embed: Embed) -> None:
+    """Tab to the launcher, Enter opens, Enter asks, reach a card's source, Escape twice."""
+    page.goto(embed.host + "/host.html")
     launcher = page.locator(".launcher")
     expect(launcher).to_be_visible()
     press_until(page, "Tab", lambda a: "launcher" in a["cls"], limit=10)
@@ -307,7 +379,7 @@ def test_keyboard_only(page: Page, embed: dict[str, str]) -> None:
 
     # backwards from the input to the first card's "Open source"
     first_source = page.locator(".card").first.locator(".btn-source")
-    press_until(page, "Shift+Tab", lambda a: "btn-source" in a["cls"] and first_source.evaluate("b => b.matches(':focus')"))
+    press_until(page, "Shift+Tab", lambda a: "btn-source" in a["cls"] and is_focused(first_source))
     page.keyboard.press("Enter")
     dialog = page.locator("dialog.doc")
     expect(dialog).to_be_visible()
@@ -317,7 +389,7 @@ def test_keyboard_only(page: Page, embed: dict[str, str]) -> None:
     expect(page.locator(".panel")).to_be_visible()
     expect(first_source).to_be_focused()
 
-    page.keyboard.press("Escape")  # closes the panel, focus back on the launcher
+    page.keyboard.press("Escape")  # closes the panel; focus goes back to the launcher
     expect(page.locator(".panel")).to_be_hidden()
     expect(launcher).to_be_focused()
     page.keyboard.press("Enter")
@@ -326,8 +398,10 @@ def test_keyboard_only(page: Page, embed: dict[str, str]) -> None:
     expect(answers(page)).to_have_count(1)
 
 
-def test_error_when_server_stops_then_retry(page: Page, seed_settings: Any, seed_service: QAService) -> None:
-    """A stopped server: an error and a Retry; the question stays in the input; Retry answers later."""
+def test_error_when_server_stops_then_retry(
+    page: Page, seed_settings: Settings, seed_service: QAService
+) -> None:
+    """A stopped server: an error and Retry, the question kept in the input; Retry answers later."""
     port = free_port()
     with serve_in_thread(create_app(seed_settings, seed_service), port=port) as base:
         page.goto(base + "/")
@@ -340,7 +414,7 @@ def test_error_when_server_stops_then_retry(page: Page, seed_settings: Any, seed
     expect(page.locator("textarea")).to_have_value(Q1)
     expect(page.locator(".msg.user.failed")).to_have_text(re.compile("G60 corridor"))
     expect(page.locator(".alert")).to_contain_text("Can't reach")
-    page.screenshot(path=str(SHOTS / "page-error-light.png"))
+    shot(page, "page-error-light.png")
 
     with serve_in_thread(create_app(seed_settings, seed_service), port=port):
         error.locator(".retry").click()
@@ -352,39 +426,54 @@ def test_error_when_server_stops_then_retry(page: Page, seed_settings: Any, seed
         # a 5xx shows the server's message, and the question is kept
         page.route("**/v1/ask", lambda route: route.fulfill(
             status=503, content_type="application/json",
-            body=json.dumps({"error": {"code": "index_unavailable", "message": "the index is being rebuilt"}}),
+            body=error_json("index_unavailable", "the index is being rebuilt"),
         ))
         ask(page, Q2)
-        expect(page.locator(".error-box")).to_contain_text("the index is being rebuilt")
+        expect(error).to_contain_text("The service ran into a problem")
+        expect(error).to_contain_text("The index is being rebuilt.")
         expect(page.locator("textarea")).to_have_value(Q2)
         page.unroute("**/v1/ask")
-        page.keyboard.press("Enter")  # resend from the input: the error goes away
+
+        # 429: how long to wait, from Retry-After
+        page.route("**/v1/ask", lambda route: route.fulfill(
+            status=429, content_type="application/json", headers={"Retry-After": "7"},
+            body=error_json("rate_limited", "too many requests; try again in 7 s"),
+        ))
+        page.keyboard.press("Enter")  # resend from the input
+        expect(error).to_contain_text("Try again in 7 seconds.")
+        expect(error).to_have_count(1)
+        expect(page.locator("textarea")).to_have_value(Q2)
+        page.unroute("**/v1/ask")
+
+        page.keyboard.press("Enter")  # and now it goes through: the error goes away
         expect(answers(page)).to_have_count(2)
-        expect(page.locator(".error-box")).to_have_count(0)
+        expect(error).to_have_count(0)
 
 
-def test_embedded_cross_origin_allowed_and_refused(page: Page, embed: dict[str, str], live_server: str) -> None:
-    """Another site's page: answers when its origin is allowed; a clear error when it is not."""
-    page.goto(embed["host"] + "/host.html")
+def test_embedded_cross_origin_allowed_and_refused(
+    page: Page, embed: Embed, live_server: str
+) -> None:
+    """Another site's page: answers when its origin is allowed, a clear error when it is not."""
+    page.goto(embed.host + "/host.html")
     page.locator(".launcher").click()
     chips = page.locator(".chip")  # data-starters, "|"-separated
     expect(chips).to_have_count(2)
-    expect(page.locator(".heading")).to_have_text("Ask the docs")
+    expect(page.locator(".heading")).to_have_text("Ask the docs")  # data-title
     chips.first.click()
     expect(answers(page)).to_contain_text("nine")
     expect(page.locator(".card-title").first).to_have_text(SEED_TITLE)
     # the host's CSS (hotpink buttons, red serif text) does not reach inside
-    send_bg = page.locator(".send").evaluate("b => getComputedStyle(b).backgroundColor")
-    assert send_bg != "rgb(255, 105, 180)"
-    title_color = page.locator(".card-title").first.evaluate("t => getComputedStyle(t).color")
-    assert title_color != "rgb(255, 0, 0)"
-    page.screenshot(path=str(SHOTS / "widget-open-light.png"))
+    send = page.locator(".send").evaluate("b => getComputedStyle(b).backgroundColor")
+    assert send != HOTPINK
+    title = page.locator(".card-title").first.evaluate("t => getComputedStyle(t).color")
+    assert title != RED
+    shot(page, "widget-open-light.png")
     assert page.watch.console_errors == []  # type: ignore[attr-defined]
 
     # live_server allows no other origin; this host page also already uses the element's name
     clash = "<script>customElements.define('qa-docs-chat', class extends HTMLElement {});</script>"
-    embed["pages"]["/refused.html"] = host_page(live_server, before=clash)  # type: ignore[index]
-    page.goto(embed["host"] + "/refused.html")
+    embed.pages["/refused.html"] = host_page(live_server, before=clash)
+    page.goto(embed.host + "/refused.html")
     tag = page.evaluate("window.QADocsChat.tagName")
     assert tag.startswith("qa-docs-chat-"), tag
     page.locator(".launcher").click()
@@ -395,57 +484,62 @@ def test_embedded_cross_origin_allowed_and_refused(page: Page, embed: dict[str, 
     expect(page.locator("textarea")).to_have_value(Q1)
 
 
-def test_document_text_is_never_html(page: Page, embed: dict[str, str], tmp_path: Path, embedder: Any) -> None:
+def test_document_text_is_never_html(
+    page: Page, embed: Embed, tmp_path: Path, embedder: Any
+) -> None:
     """A document full of markup shows it literally and runs nothing."""
     folder = tmp_path / "docs"
     folder.mkdir()
     (folder / "unsafe notes.txt").write_text(
         f"{IMG} {SCRIPT} Lighthouse notes\n\n"
         f"The lighthouse keeper feeds seventeen cats every morning at dawn. {IMG} {SCRIPT}\n\n"
-        "The lamp of the lighthouse was replaced in 1998 by an electric one that turns twice a minute.\n\n"
-        f"Visitors may climb the tower on Sundays. <b>bold</b> &amp; <iframe src=javascript:alert(3)></iframe>\n",
+        "The lamp of the lighthouse was replaced in 1998 by an electric one.\n\n"
+        "Visitors may climb the tower on Sundays. "
+        "<b>bold</b> &amp; <iframe src=javascript:alert(3)></iframe>\n",
         encoding="utf-8",
     )
     index_dir = tmp_path / "index"
     service = QAService(make_settings(index_dir), embedder)
     service.index([folder], "xss")
-    app = create_app(make_settings(index_dir, cors_origins=[embed["host"]]), service)
+    app = create_app(make_settings(index_dir, cors_origins=[embed.host]), service)
     with serve_in_thread(app) as api:
-        starters = json.dumps(["How many cats does the lighthouse keeper feed?"]).replace('"', "&quot;")
-        embed["pages"]["/xss.html"] = host_page(  # type: ignore[index]
-            api, attrs=f'data-collection="xss" data-open="true" data-starters="{starters}"'
-        )
-        page.goto(embed["host"] + "/xss.html")
+        question = "How many cats does the lighthouse keeper feed?"
+        starters = json.dumps([question]).replace('"', "&quot;")
+        attrs = f'data-collection="xss" data-open="true" data-starters="{starters}"'
+        embed.pages["/xss.html"] = host_page(api, attrs=attrs)
+        page.goto(embed.host + "/xss.html")
         expect(page.locator(".panel")).to_be_visible()  # data-open
         page.locator(".chip").first.click()  # data-starters as JSON
         answer = answers(page)
         expect(answer).to_contain_text("seventeen cats")
         expect(answer).to_contain_text(IMG)
         expect(answer).to_contain_text(SCRIPT)
-        expect(page.locator(".card-title").first).to_contain_text(f"{IMG} {SCRIPT} Lighthouse notes")
-        page.locator(".card.is-answer .btn-source").click()
+        card = page.locator(".card.is-answer")
+        expect(card.locator(".card-title")).to_contain_text(f"{IMG} {SCRIPT} Lighthouse notes")
+
+        card.locator(".btn-source").click()
         dialog = page.locator("dialog.doc")
         expect(dialog.locator(".doc-title")).to_contain_text(IMG)
-        expect(dialog.locator(".doc-text")).to_contain_text("<iframe src=javascript:alert(3)></iframe>")
-        expect(dialog.locator(".doc-text")).to_contain_text("<b>bold</b> &amp;")
-        expect(dialog.locator("mark.cited")).to_contain_text(f"seventeen cats every morning at dawn. {IMG}")
-        page.screenshot(path=str(SHOTS / "widget-xss-document.png"))
+        text = dialog.locator(".doc-text")
+        expect(text).to_contain_text("<b>bold</b> &amp; <iframe src=javascript:alert(3)></iframe>")
+        expect(dialog.locator("mark.cited")).to_contain_text(f"every morning at dawn. {IMG}")
+        shot(page, "widget-xss-document.png")
         page.keyboard.press("Escape")
-        page.locator(".card.is-answer .btn-context").click()
-        expect(page.locator(".card.is-answer .btn-context")).to_have_attribute("aria-expanded", "true")
-        page.wait_for_timeout(500)  # let any injected handler (there must be none) fire
-        markup = page.evaluate(
-            """() => { const host = document.querySelector(window.QADocsChat.tagName);
-                       return host.shadowRoot.querySelectorAll('img, script, iframe, b').length
-                              + document.querySelectorAll('img, iframe, b').length; }"""
-        )
-        assert markup == 0
+
+        # the middle paragraph's context: the markup around it, as text too
+        middle = page.locator(".card", has=page.locator(".card-meta", has_text="Paragraph 2"))
+        middle.locator(".btn-context").click()
+        expect(middle.locator(".btn-context")).to_have_attribute("aria-expanded", "true")
+        expect(middle.locator(".ctx-before p")).to_contain_text(f"at dawn. {IMG} {SCRIPT}")
+        expect(middle.locator(".ctx-after p")).to_contain_text("<iframe src=javascript:alert(3)>")
+        page.wait_for_timeout(500)  # give any injected handler (there must be none) time to fire
+        assert page.evaluate(MARKUP_JS) == 0
     watch = page.watch  # type: ignore[attr-defined]
     assert watch.dialogs == []
     assert watch.console_errors == []
 
 
-def test_small_screen_and_dark_mode(browser: Browser, embed: dict[str, str], live_server: str) -> None:
+def test_small_screen_and_dark_mode(browser: Browser, embed: Embed, live_server: str) -> None:
     """360 px wide: the panel fits with no sideways scroll; dark mode renders dark."""
     for scheme in ("light", "dark"):
         ctx = browser.new_context(viewport={"width": 360, "height": 740}, color_scheme=scheme)
@@ -453,11 +547,11 @@ def test_small_screen_and_dark_mode(browser: Browser, embed: dict[str, str], liv
         try:
             page = ctx.new_page()
             watch = Watch(page)
-            page.goto(embed["host"] + "/host.html")
+            page.goto(embed.host + "/host.html")
             open_widget(page)
             panel = page.locator(".panel")
             if scheme == "dark":
-                page.screenshot(path=str(SHOTS / "widget-360-empty-dark.png"))
+                shot(page, "widget-360-empty-dark.png")
             ask(page, Q1)
             expect(answers(page)).to_contain_text("nine")
             box = panel.bounding_box()
@@ -465,22 +559,24 @@ def test_small_screen_and_dark_mode(browser: Browser, embed: dict[str, str], liv
             no_horizontal_scroll(page)
             background = panel.evaluate("p => getComputedStyle(p).backgroundColor")
             assert (luminance(background) < 0.2) == (scheme == "dark"), background
-            page.screenshot(path=str(SHOTS / f"widget-360-{scheme}.png"))
+            shot(page, f"widget-360-{scheme}.png")
 
-            page.goto(live_server + "/")
+            page.goto(live_server + "/")  # the chat page, too
             ask(page, Q1)
             expect(answers(page)).to_contain_text("nine")
             no_horizontal_scroll(page)
-            page.screenshot(path=str(SHOTS / f"page-360-{scheme}.png"))
-            assert watch.page_errors == []
+            shot(page, f"page-360-{scheme}.png")
 
             if scheme == "dark":  # the widget on a desktop-sized host page, dark
                 page.set_viewport_size({"width": 1100, "height": 800})
-                page.goto(embed["host"] + "/host.html")
+                page.goto(embed.host + "/host.html")
                 open_widget(page)
+                page.locator(".clear").click()
+                expect(page.locator(".msg")).to_have_count(0)
                 ask(page, Q1)
                 expect(answers(page)).to_contain_text("nine")
-                page.screenshot(path=str(SHOTS / "widget-open-dark.png"))
+                shot(page, "widget-open-dark.png")
+            assert watch.page_errors == []
         finally:
             ctx.close()
 
@@ -499,12 +595,24 @@ def test_conversation_survives_reload_and_clear_empties_it(page: Page, live_serv
     expect(page.locator("textarea")).to_have_value("an unsent draft")
     expect(page.locator(".empty")).to_be_hidden()
 
+    # a question still waiting for its answer when the page reloads comes back into the input
+    page.locator("textarea").fill("")
+    page.route("**/v1/ask", lambda route: None)  # never answered
+    ask(page, Q2)
+    expect(page.locator(".thinking")).to_be_visible()
+    page.reload()
+    page.unroute("**/v1/ask")
+    expect(page.locator("textarea")).to_have_value(Q2)
+    expect(page.locator(".msg.user")).to_have_count(1)
+    expect(answers(page)).to_have_count(1)
+
     page.locator(".clear").click()
     expect(page.locator(".msg")).to_have_count(0)
     expect(page.locator(".empty")).to_be_visible()
     expect(page.locator(".chip").first).to_be_visible()
     expect(page.locator(".clear")).to_be_disabled()
-    page.screenshot(path=str(SHOTS / "page-empty-light.png"))
+    expect(page.locator("textarea")).to_be_focused()
+    shot(page, "page-empty-light.png")
     page.reload()
     expect(page.locator(".chip").first).to_be_visible()
     expect(page.locator(".msg")).to_have_count(0)
