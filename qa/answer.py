@@ -9,7 +9,6 @@ import numpy as np
 
 from qa.embedder import Embedder
 from qa.retriever import Hit, Query
-from qa.sentences import sentence_spans
 from qa.store import Collection, PassageRow
 
 
@@ -67,9 +66,10 @@ class AnswerParams:
     """How the answer sentence is chosen and when to abstain (calibrated; see README)."""
 
     sentence_passages: int = 5  # how many top passages' sentences compete
+    shortlist: int = 8  # sentences re-embedded on their own to pick the answer
     rank_weight: float = 0.05  # bonus for sentences of higher-ranked passages
     highlight_margin: float = 0.08  # other sentences within this of the best are highlighted
-    min_score: float = 0.0  # abstain when the best sentence scores below this
+    min_score: float = 0.38  # abstain below this (calibrated on the labelled article set; see README)
 
 
 def ranked_passages(hits: list[Hit], rows: dict[int, PassageRow]) -> list[RankedPassage]:
@@ -90,33 +90,43 @@ def ranked_passages(hits: list[Hit], rows: dict[int, PassageRow]) -> list[Ranked
 def choose_answer(
     query: Query,
     passages: list[RankedPassage],
+    vectors: dict[int, tuple[list[tuple[int, int]], np.ndarray]],
     embedder: Embedder,
     params: AnswerParams,
 ) -> AnswerSpan | None:
-    """Score the sentences of the top passages against the query; mark the best one.
+    """Mark the sentence of the top passages that best answers the query.
 
-    Sets each passage's ``highlights`` (spans inside the passage text) as a side effect.
+    The stored (late-chunked) sentence vectors shortlist ``params.shortlist`` sentences;
+    those are embedded on their own, which judges a single sentence more precisely, and
+    the best wins. Sets each passage's ``highlights`` (spans inside the passage text) as a
+    side effect. Returns ``None`` (the documents don't answer) when the best sentence
+    scores below ``params.min_score``.
     """
-    candidates: list[tuple[int, tuple[int, int]]] = []
-    for index, passage in enumerate(passages[: params.sentence_passages]):
-        for span in sentence_spans(passage.text):
-            candidates.append((index, span))
+    candidates: list[tuple[int, tuple[int, int], float]] = []
+    considered = passages[: params.sentence_passages]
+    for index, passage in enumerate(considered):
+        spans, sentence_vectors = vectors.get(passage.passage_id, ([], np.zeros((0, len(query.vector)))))
+        similarity = sentence_vectors @ query.vector if len(spans) else []
+        for span, value in zip(spans, similarity):
+            candidates.append((index, span, float(value)))
     if not candidates:
         return None
-    texts = [passages[i].text[s:e] for i, (s, e) in candidates]
-    vectors = embedder.encode_queries(texts)
-    similarity = vectors @ query.vector
-    bonus = np.array([params.rank_weight * (1 - i / max(1, params.sentence_passages)) for i, _ in candidates])
-    scores = similarity + bonus
-    best = int(np.argmax(scores))
-    best_score = float(scores[best])
-    for (index, span), score in zip(candidates, scores):
+    shortlist = sorted(candidates, key=lambda c: -c[2])[: params.shortlist]
+    texts = [passages[i].text[s:e] for i, (s, e), _ in shortlist]
+    fresh = embedder.encode_queries(texts) @ query.vector
+    scored = [
+        (index, span, float(value) + params.rank_weight * (1 - index / max(1, len(considered))))
+        for (index, span, _), value in zip(shortlist, fresh)
+    ]
+    best_index, (start, end), best_score = max(scored, key=lambda c: c[2])
+    for index, span, score in scored:
         if score >= best_score - params.highlight_margin:
             passages[index].highlights.append(span)
+    for passage in passages:
+        passage.highlights.sort()
     if best_score < params.min_score:
         return None
-    index, (start, end) = candidates[best]
-    passage = passages[index]
+    passage = passages[best_index]
     return AnswerSpan(passage.text[start:end], passage.passage_id, start, end, round(best_score, 6))
 
 
@@ -129,6 +139,10 @@ def build_reply(
     with_answer: bool = True,
 ) -> Reply:
     """The full reply for ``hits``: passages with citations and, optionally, the answer."""
-    passages = ranked_passages(hits, collection.passages(h.passage_id for h in hits))
-    answer = choose_answer(query, passages, embedder, params) if with_answer and passages else None
+    rows = collection.passages(h.passage_id for h in hits)
+    passages = ranked_passages(hits, rows)
+    answer = None
+    if with_answer and passages:
+        top = [p.passage_id for p in passages[: params.sentence_passages]]
+        answer = choose_answer(query, passages, collection.sentences(top), embedder, params)
     return Reply(query=query.text, answer=answer, passages=passages, generation=collection.generation)

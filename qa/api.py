@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
@@ -49,7 +52,7 @@ from qa.schemas import (
     WriteResponse,
 )
 from qa.service import QAService, UnknownCollection, UnknownDocument
-from qa.store import BusyError, Collection, PassageRow, StoreError
+from qa.store import BusyError, Collection, NothingToIndex, PassageRow, StoreError
 
 log = logging.getLogger("qa.api")
 
@@ -145,6 +148,10 @@ def create_app(settings: Settings, service: QAService | None = None) -> FastAPI:
     async def _busy(request: Request, exc: BusyError) -> JSONResponse:
         return error_response(409, "busy", str(exc), {"Retry-After": "5"})
 
+    @app.exception_handler(NothingToIndex)
+    async def _nothing(request: Request, exc: NothingToIndex) -> JSONResponse:
+        return error_response(409, "nothing_to_index", str(exc))
+
     @app.exception_handler(StoreError)
     async def _store(request: Request, exc: StoreError) -> JSONResponse:
         log.error("store error: %s", exc)
@@ -168,6 +175,17 @@ def create_app(settings: Settings, service: QAService | None = None) -> FastAPI:
         metrics.passages.labels(collection.name).set(collection.counts["passages"])
         return collection
 
+    async def in_time(work: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+        """Run a question in a worker thread; 504 when it is not answered within request_timeout_s
+        (a request still queued for a thread at the deadline never starts)."""
+        try:
+            with anyio.fail_after(settings.request_timeout_s):
+                return await anyio.to_thread.run_sync(work, *args, abandon_on_cancel=True)
+        except TimeoutError:
+            raise APIError(
+                504, "timeout", f"no answer within {settings.request_timeout_s:g} s; the server is busy, try again"
+            ) from None
+
     def reply_payload(reply: Reply, collection: Collection) -> dict[str, Any]:
         data = reply.to_dict()
         data["collection"] = collection.name
@@ -176,8 +194,11 @@ def create_app(settings: Settings, service: QAService | None = None) -> FastAPI:
 
     # ------------------------------------------------------------------ questions
     @app.post("/v1/ask", response_model=AskResponse, responses=ERRORS, tags=["questions"], dependencies=[Depends(require_json)])
-    def ask(request: Request, body: AskRequest) -> dict[str, Any]:
+    async def ask(request: Request, body: AskRequest) -> dict[str, Any]:
         """Answer a question (or a follow-up, with ``history``): passages with citations and the answering sentence."""
+        return await in_time(answer, request, body)
+
+    def answer(request: Request, body: AskRequest) -> dict[str, Any]:
         collection = loaded(request, body.collection)
         history = [Turn(t.role, t.content) for t in body.history]
         reply = service.ask(body.question, history, body.top_k, collection.name)
@@ -186,7 +207,7 @@ def create_app(settings: Settings, service: QAService | None = None) -> FastAPI:
         return data
 
     @app.get("/v1/search", response_model=SearchResponse, responses=ERRORS, tags=["questions"])
-    def search(
+    async def search(
         request: Request,
         q: Annotated[str, Query(min_length=1, max_length=2000, description="the query")],
         top_k: Annotated[int, Query(ge=1, le=50)] = 5,
@@ -195,6 +216,9 @@ def create_app(settings: Settings, service: QAService | None = None) -> FastAPI:
         """Rank passages for a query, without choosing an answer sentence."""
         if not q.strip():
             raise APIError(422, "validation_error", "q: the query is empty")
+        return await in_time(rank, request, q, top_k, collection)
+
+    def rank(request: Request, q: str, top_k: int, collection: str | None) -> dict[str, Any]:
         loaded_collection = loaded(request, collection)
         reply = service.search(q, top_k, loaded_collection.name)
         return reply_payload(reply, loaded_collection)
@@ -237,7 +261,7 @@ def create_app(settings: Settings, service: QAService | None = None) -> FastAPI:
     @app.get("/v1/passages/{passage_id}", response_model=PassageContext, responses=ERRORS, tags=["sources"])
     def passage(
         request: Request,
-        passage_id: int,
+        passage_id: Annotated[int, PathParam(ge=0, le=2**63 - 1)],
         collection: str | None = None,
         before: Annotated[int, Query(ge=0, le=10)] = 1,
         after: Annotated[int, Query(ge=0, le=10)] = 1,
@@ -270,12 +294,11 @@ def create_app(settings: Settings, service: QAService | None = None) -> FastAPI:
             collection=loaded_collection.name,
         )
 
-    @app.get("/v1/config", response_model=ClientConfig, tags=["web"])
-    def client_config() -> ClientConfig:
-        """Title and starter questions for the chat page and widget."""
-        return ClientConfig(
-            title=settings.title, collection=settings.collection, starter_questions=service.starter_questions()
-        )
+    @app.get("/v1/config", response_model=ClientConfig, responses=ERRORS, tags=["web"])
+    def client_config(collection: str | None = None) -> ClientConfig:
+        """Title and starter questions for the chat page and widget (of one collection)."""
+        name = _name(collection) if collection else settings.collection
+        return ClientConfig(title=settings.title, collection=name, starter_questions=service.starter_questions(name))
 
     # ------------------------------------------------------------------ writes (need QA_API_KEY)
     def require_writer(request: Request) -> None:
@@ -411,7 +434,8 @@ def create_app(settings: Settings, service: QAService | None = None) -> FastAPI:
 
     # ------------------------------------------------------------------ middleware (last added = outermost)
     app.add_middleware(
-        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, upload_max_bytes=settings.max_upload_bytes
+        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, upload_max_bytes=settings.max_upload_bytes,
+        read_timeout_s=settings.body_read_timeout_s,
     )
     if settings.rate_limit_per_minute > 0:
         app.add_middleware(
@@ -425,6 +449,7 @@ def create_app(settings: Settings, service: QAService | None = None) -> FastAPI:
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
         allow_headers=["Content-Type", "Authorization"],
+        expose_headers=["Retry-After"],
         max_age=600,
     )
     app.add_middleware(ObservabilityMiddleware, metrics=metrics, json_logs=settings.log_json)

@@ -67,10 +67,18 @@ class Settings(BaseSettings):
         default=None, ge=16, description="word pieces per passage (default: the model's window)"
     )
     min_passage_chars: int = Field(default=40, ge=0)
+    max_file_mb: float = Field(default=50, gt=0, description="larger files are skipped when indexing a folder")
     title_in_embedding: bool = True
 
     # Retrieval and answering
     retriever: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    fusion: Literal["convex", "rrf"] = "convex"
+    fusion_alpha: float = Field(default=0.5, ge=0, le=1, description="dense share of the convex fusion")
+    sentence_weight: float = Field(default=0.6, ge=0, le=1, description="sentence-level share of the hybrid score")
+    min_answer_score: float = Field(
+        default=0.38, ge=-1, le=2,
+        description="abstain below this answer score (calibrated for MiniLM: scripts/calibrate_abstention.py)",
+    )
     top_k: int = Field(default=5, ge=1, le=50)
     reranker: str | None = None
     reranker_top_n: int = Field(default=20, ge=1, le=200)
@@ -90,7 +98,8 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = None
     rate_limit_per_minute: int = Field(default=300, ge=0, description="per client; 0 disables")
     rate_limit_burst: int = Field(default=60, ge=1)
-    request_timeout_s: float = Field(default=30.0, gt=0)
+    request_timeout_s: float = Field(default=30.0, gt=0, description="questions not answered in time get a 504")
+    body_read_timeout_s: float = Field(default=10.0, gt=0, description="a request body must arrive within this")
     log_json: bool = True
 
     @field_validator("collection")

@@ -6,10 +6,12 @@ person can act on. :func:`discover` walks the paths a user gave and yields both.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import re
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -289,7 +291,11 @@ def read_file(path: Path, doc_id: str, max_bytes: int = DEFAULT_MAX_FILE_BYTES) 
     try:
         size = path.stat().st_size
         if size > max_bytes:
-            raise Skip(source, f"file is {size / 2**20:.0f} MiB, over the {max_bytes / 2**20:.0f} MiB limit")
+            raise Skip(
+                source,
+                f"file is {size / 2**20:.1f} MiB, over the {max_bytes / 2**20:g} MiB limit "
+                "(raise QA_MAX_FILE_MB to index it)",
+            )
         data = path.read_bytes()
     except FileNotFoundError:
         raise Skip(source, "file disappeared while indexing") from None
@@ -376,6 +382,28 @@ def _walk(root: Path) -> Iterator[Path]:
         stack.extend(reversed(subfolders))
 
 
+def _unreachable(link: Path) -> str:
+    try:
+        link.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop"
+    return "broken symbolic link"
+
+
+def _special_file(path: Path) -> str | None:
+    """Why ``path`` must not be read (a pipe blocks forever, a device never ends), or None."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "file disappeared while indexing"
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return "not a regular file (a pipe, socket or device)"
+
+
 def discover(
     paths: list[Path], max_bytes: int = DEFAULT_MAX_FILE_BYTES
 ) -> Iterator[Document | Skip]:
@@ -395,7 +423,10 @@ def discover(
         for path in files:
             doc_id = path.name if path == root else path.relative_to(root).as_posix()
             if path.is_symlink() and not path.exists():
-                yield Skip(str(path), "broken symbolic link")
+                yield Skip(str(path), _unreachable(path))
+                continue
+            if (problem := _special_file(path)) is not None:
+                yield Skip(str(path), problem)
                 continue
             if path.suffix.lower() == ".jsonl":
                 errors: list[Skip] = []

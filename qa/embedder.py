@@ -221,6 +221,50 @@ class Embedder:
                 progress(len(idx))
         return out
 
+    def encode_passages(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]],
+        progress: Callable[[int], None] | None = None,
+        chunk: int = 256,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Passage vectors plus a vector for each span (sentence) of each text, from one pass.
+
+        A span's vector is the mean of the model's contextual token embeddings inside it
+        ("late chunking"): sentence vectors cost no extra model run.
+        """
+        dimension = self.identity.dimension
+        vectors = np.zeros((len(texts), dimension), dtype=np.float32)
+        pieces: list[np.ndarray] = [np.zeros((0, dimension), dtype=np.float32)] * len(texts)
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        for begin in range(0, len(texts), chunk):
+            idx = order[begin : begin + chunk]
+            batch = [texts[i] for i in idx]
+            with self._lock:
+                outputs = self.model.encode(
+                    batch, batch_size=self.batch_size, output_value=None, show_progress_bar=False,
+                    convert_to_numpy=False, normalize_embeddings=True,
+                )
+            offsets = [e.offsets for e in self._offsets_tokenizer.encode_batch(batch)]
+            for i, output, token_offsets in zip(idx, outputs, offsets):
+                vector = output["sentence_embedding"].float().numpy()
+                vectors[i] = vector / max(float(np.linalg.norm(vector)), 1e-12)
+                tokens = output["token_embeddings"].float().numpy()
+                pieces[i] = _pool_spans(tokens, token_offsets, spans[i], vectors[i])
+            if progress:
+                progress(len(idx))
+        return vectors, pieces
+
+    @cached_property
+    def _offsets_tokenizer(self) -> Any:
+        """The model's tokenizer, truncating like the model, for token character offsets."""
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(self.path / "tokenizer.json"))
+        tokenizer.enable_truncation(self.identity.max_seq_length)
+        tokenizer.no_padding()
+        return tokenizer
+
     def _encode_torch(self, texts: Sequence[str]) -> np.ndarray:
         model = self.model
         with self._lock:
@@ -282,6 +326,28 @@ class Embedder:
     def warm_up(self) -> None:
         """Load the query encoder and run it once so the first real request is not slow."""
         self.encode_queries(["warm up"])
+
+
+def _pool_spans(
+    tokens: np.ndarray, offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]], fallback: np.ndarray
+) -> np.ndarray:
+    """Mean of the token embeddings inside each character span, L2-normalised.
+
+    Falls back to ``fallback`` (the passage vector) for a span with no tokens, or when the
+    tokenizer's view doesn't line up with the model's output.
+    """
+    out = np.tile(fallback, (len(spans), 1)).astype(np.float32)
+    if len(offsets) != len(tokens):
+        return out
+    starts = np.array([a for a, _ in offsets])
+    ends = np.array([b for _, b in offsets])
+    real = ends > starts  # special tokens have empty offsets
+    for row, (start, end) in enumerate(spans):
+        inside = real & (starts >= start) & (ends <= end)
+        if inside.any():
+            vector = tokens[inside].mean(axis=0)
+            out[row] = vector / max(float(np.linalg.norm(vector)), 1e-12)
+    return out
 
 
 class _Batcher:

@@ -9,6 +9,7 @@ written as a new generation and switched in atomically.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -22,14 +23,18 @@ from qa.config import Settings
 from qa.documents import Document, Skip, discover
 from qa.embedder import Embedder
 from qa.passages import embedding_text, split_document, title_for_embedding
+from qa.sentences import sentence_spans
 from qa.store import (
+    MANIFEST,
     Collection,
     CollectionNotFound,
     DocumentRow,
     GenerationData,
+    NothingToIndex,
     PassageRow,
     StoreError,
     clean_leftovers,
+    current_generation,
     write_generation,
     writer_lock,
 )
@@ -57,13 +62,14 @@ class IndexReport:
     unchanged: int = 0
     embedded: int = 0
     reused_vectors: int = 0
+    relocated: int = 0  # unchanged documents whose source (path, JSONL line) moved
     skipped: list[Skip] = field(default_factory=list)
     full_rebuild: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def changed(self) -> bool:
-        return bool(self.added or self.updated or self.removed)
+        return bool(self.added or self.updated or self.removed or self.relocated)
 
     def summary(self) -> str:
         return (
@@ -122,7 +128,8 @@ class Indexer:
             roots.append(uploads.resolve())
         documents: list[Document] = []
         skipped: list[Skip] = []
-        for item in _progress(discover(roots), progress, "Reading", "file"):
+        max_bytes = int(self.settings.max_file_mb * 2**20)
+        for item in _progress(discover(roots, max_bytes), progress, "Reading", "file"):
             if isinstance(item, Skip):
                 log.warning("%s", item)  # one line per skipped file, as it happens
                 skipped.append(item)
@@ -238,6 +245,11 @@ class Indexer:
         unchanged = {
             i for i, d in incoming.items() if reuse_all and old_hashes.get(i) == d.content_hash
         }
+        # same content, new source (a JSONL line number shifted by a deleted line, a moved
+        # folder): keep passages, ids and vectors; only the document row is rewritten
+        relocated = _relocated(previous, incoming, old_hashes, unchanged) if reuse_all else {}
+        unchanged |= set(relocated)
+        report.relocated = len(relocated)
         kept = (set(old_hashes) - removed - set(incoming)) | unchanged if reuse_all else set()
         to_split = [d for i, d in incoming.items() if i not in unchanged]
         if not reuse_all and previous is not None and not remove_missing:
@@ -256,7 +268,7 @@ class Indexer:
             log.info("collection %r is up to date", collection)
             return report
         if not kept and not to_split:
-            raise StoreError(f"nothing to index in collection {collection!r}: no documents left")
+            raise NothingToIndex(f"nothing to index in collection {collection!r}: no documents left")
 
         # passages of new and changed documents
         settings = self.passage_settings()
@@ -281,6 +293,10 @@ class Indexer:
                 continue
             new_docs.append(_row(document))
             pieces.extend((document, p, embedding_text(title, p.text)) for p in passages)
+        if not kept and not pieces:  # every document came out empty (and bm25s can't index nothing)
+            if not remove_missing and report.skipped:
+                raise report.skipped[-1]
+            raise NothingToIndex(f"nothing to index in collection {collection!r}: no document has any text left")
         report.seconds["split"] = time.perf_counter() - timer
 
         # vectors: reuse by embedded-text hash, embed the rest
@@ -289,29 +305,45 @@ class Indexer:
         reusable = _reusable_vectors(previous, hashes) if previous is not None else {}
         missing = sorted({h for h in hashes if h not in reusable})
         text_of = {h: text for h, (_, _, text) in zip(hashes, pieces)}
+        spans_of = {h: _sentences(passage.text) for h, (_, passage, _) in zip(hashes, pieces)}
+        length_of = {h: len(passage.text) for h, (_, passage, _) in zip(hashes, pieces)}
         started = time.perf_counter()
-        vectors_by_hash = dict(reusable)
+        vectors_by_hash = {h: vector for h, (vector, _) in reusable.items()}
+        sentences_by_hash = {h: sentences for h, (_, sentences) in reusable.items()}
         if missing:
             self.embedder.model  # noqa: B018 - load before the progress bar starts timing
             bar = _bar(progress, len(missing), "Embedding", "passage")
             def advance(count: int) -> None:
                 bar.update(count)
                 step("embed")
-            embedded = self.embedder.encode([text_of[h] for h in missing], progress=advance)
+            embedded, sentence_vectors = self.embedder.encode_passages(
+                [text_of[h] for h in missing],
+                [_shift(spans_of[h], len(text_of[h]) - length_of[h]) for h in missing],
+                progress=advance,
+            )
             bar.close()
             vectors_by_hash.update(zip(missing, embedded))
+            sentences_by_hash.update(zip(missing, sentence_vectors))
         report.embedded = len(missing)
         report.reused_vectors = sum(1 for h in hashes if h in reusable)
         report.seconds["embed"] = time.perf_counter() - started
 
         # assemble the generation: kept rows first, then new ones
         started = time.perf_counter()
-        next_id = int(previous.manifest.get("next_passage_id", 0)) if previous else 0
+        # ids only ever grow, also across --full rebuilds, so an old citation never names another passage
+        next_id = int(previous.manifest.get("next_passage_id", 0)) if previous else _live_next_id(directory)
         kept_docs = list(previous.iter_documents(sorted(kept))) if previous and kept else []
+        kept_docs = [relocated.get(d.id, d) for d in kept_docs]
         kept_passages = previous.passages_of(sorted(kept)) if previous and kept else []
         kept_vectors = _kept_vectors(previous, [p.id for p in kept_passages]) if kept_passages else None
         rows: list[PassageRow] = list(kept_passages)
         new_vectors = []
+        sentence_spans: list[tuple[int, int, int]] = []
+        sentence_vectors: list[np.ndarray] = []
+        if kept_passages:
+            for passage_id, (spans, vectors_of) in previous.sentences(p.id for p in kept_passages).items():  # type: ignore[union-attr]
+                sentence_spans.extend((passage_id, a, b) for a, b in spans)
+                sentence_vectors.append(vectors_of)
         for (document, passage, text), digest in zip(pieces, hashes):
             rows.append(
                 PassageRow(
@@ -322,6 +354,8 @@ class Indexer:
                 )
             )
             new_vectors.append(vectors_by_hash[digest])
+            sentence_spans.extend((next_id, a, b) for a, b in spans_of[digest])
+            sentence_vectors.append(sentences_by_hash[digest])
             next_id += 1
         dimension = self.embedder.identity.dimension
         blocks = [b for b in (kept_vectors, np.asarray(new_vectors, dtype=np.float32).reshape(-1, dimension)) if b is not None]
@@ -339,7 +373,14 @@ class Indexer:
         report.seconds["assemble"] = time.perf_counter() - started
         started = time.perf_counter()
         report.generation = write_generation(
-            directory, GenerationData(documents_rows, rows, vectors, lexical, manifest), hook=step
+            directory,
+            GenerationData(
+                documents_rows, rows, vectors, lexical,
+                np.asarray(sentence_spans, dtype=np.int64).reshape(-1, 3),
+                np.concatenate(sentence_vectors) if sentence_vectors else np.zeros((0, dimension), dtype=np.float32),
+                manifest,
+            ),
+            hook=step,
         )
         report.seconds["write"] = time.perf_counter() - started
         report.documents = len(documents_rows)
@@ -359,13 +400,56 @@ def _row(document: Document) -> DocumentRow:
     )
 
 
+def _live_next_id(directory: Path) -> int:
+    """``next_passage_id`` of the live generation (0 when there is none or it is unreadable)."""
+    try:
+        manifest = json.loads((directory / str(current_generation(directory)) / MANIFEST).read_text(encoding="utf-8"))
+        return int(manifest.get("next_passage_id", 0))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 0
+
+
+def _relocated(
+    previous: Collection, incoming: dict[str, Document], old_hashes: dict[str, str], unchanged: set[str]
+) -> dict[str, DocumentRow]:
+    """New rows of documents whose hash changed only because their ``source`` did."""
+    candidates = sorted(i for i in incoming if i in old_hashes and i not in unchanged)
+    out = {}
+    for old in previous.iter_documents(candidates):
+        new = _row(incoming[old.id])
+        if (old.title, old.format, old.text, old.body_start, old.pages) == (
+            new.title, new.format, new.text, new.body_start, new.pages
+        ):
+            out[old.id] = new
+    return out
+
+
 def _as_document(row: DocumentRow) -> Document:
     return Document(row.id, row.title, row.source, row.text, row.format, row.body_start, list(row.pages))
 
 
-def _reusable_vectors(previous: Collection, hashes: list[str]) -> dict[str, np.ndarray]:
+def _reusable_vectors(previous: Collection, hashes: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{embed_hash: (passage vector, sentence vectors)}`` already in the previous generation."""
     found = previous.ids_by_embed_hash(hashes)
-    return dict(zip(found.keys(), previous.vectors(found.values()))) if found else {}
+    if not found:
+        return {}
+    vectors = previous.vectors(found.values())
+    sentences = previous.sentences(found.values())
+    return {
+        digest: (vector, sentences[passage_id][1])
+        for (digest, passage_id), vector in zip(found.items(), vectors)
+        if passage_id in sentences
+    }
+
+
+def _sentences(text: str) -> list[tuple[int, int]]:
+    """Sentence spans of a passage (the whole passage when it has no sentence boundary)."""
+    return sentence_spans(text) or [(0, len(text))]
+
+
+def _shift(spans: list[tuple[int, int]], offset: int) -> list[tuple[int, int]]:
+    """Spans inside the passage moved into the embedded text (the passage is its suffix)."""
+    return [(start + offset, end + offset) for start, end in spans]
 
 
 def _kept_vectors(previous: Collection, ids: list[int]) -> np.ndarray:

@@ -144,9 +144,11 @@ class BodyLimitMiddleware:
         # refused here, before any route sees it.
         chunks: list[bytes] = []
         size = 0
+        # One deadline for the whole body, so a client trickling a byte at a time can't hold on.
+        deadline = time.monotonic() + self.read_timeout_s
         while True:
             try:
-                message = await asyncio.wait_for(receive(), timeout=self.read_timeout_s)
+                message = await asyncio.wait_for(receive(), timeout=max(0.0, deadline - time.monotonic()))
             except TimeoutError:
                 await send_error(send, 408, "request_timeout", f"request body not received within {self.read_timeout_s:g} s")
                 return

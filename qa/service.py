@@ -17,6 +17,7 @@ from qa.config import Settings, validate_collection_name
 from qa.documents import SUPPORTED_SUFFIXES, Skip, UnsafePath, parse_bytes, read_jsonl_bytes, safe_relative_path
 from qa.embedder import Embedder
 from qa.indexer import Indexer, IndexReport
+from qa.rerank import CrossEncoderReranker
 from qa.retriever import FusionParams, Mode, Retriever
 from qa.store import Collection, CollectionNotFound, current_generation, list_collections
 
@@ -62,8 +63,11 @@ class QAService:
             cache_dir=settings.index_dir / ".models",
         )
         self.indexer = Indexer(settings, self.embedder)
-        self.fusion = FusionParams()
-        self.answer_params = AnswerParams()
+        self.fusion = FusionParams(
+            method=settings.fusion, alpha=settings.fusion_alpha, sentence_weight=settings.sentence_weight
+        )
+        self.answer_params = AnswerParams(min_score=settings.min_answer_score)
+        self.reranker = CrossEncoderReranker(settings.reranker) if settings.reranker else None
         self._collections: dict[str, Collection] = {}
         self._lock = threading.Lock()
 
@@ -106,13 +110,15 @@ class QAService:
     ) -> IndexReport:
         return self.indexer.index_paths(collection or self.settings.collection, list(paths), full, progress)
 
-    def starter_questions(self) -> list[str]:
-        """Configured starters, else the bundled corpus's ``starters.txt`` when it is what is served."""
-        if self.settings.starter_questions is not None:
+    def starter_questions(self, collection: str | None = None) -> list[str]:
+        """Configured starters (for the default collection), else the bundled corpus's
+        ``.starters`` file when the collection was built from the bundled corpus."""
+        name = collection or self.settings.collection
+        if self.settings.starter_questions is not None and name == self.settings.collection:
             return self.settings.starter_questions
         starters = Path(self.settings.corpus_dir) / STARTERS
         try:
-            sources = self.collection().manifest.get("sources", [])
+            sources = self.collection(name).manifest.get("sources", [])
         except CollectionNotFound:
             return []
         if starters.exists() and str(Path(self.settings.corpus_dir).resolve()) in sources:
@@ -158,13 +164,15 @@ class QAService:
         uploads = self.indexer.uploads_dir(loaded.name).resolve()
 
         def remove_file(previous: Collection | None) -> None:
-            row = previous.document(document_id) if previous else None
-            candidates = [Path(row.source)] if row else []
-            with contextlib.suppress(UnsafePath):
-                candidates.append(safe_relative_path(uploads, document_id + ".jsonl"))
-            for path in candidates:
-                if uploads in path.resolve().parents and path.exists():
-                    path.unlink()
+            if previous is not None and previous.counts["documents"] <= 1:
+                return  # the indexer refuses to empty the collection (NothingToIndex): keep the file
+            # only the files that hold this document (an upload named by its id, its JSON record),
+            # never what its free-text ``source`` names: that may be another document's upload
+            for name in (document_id, document_id + ".jsonl"):
+                with contextlib.suppress(UnsafePath):
+                    path = safe_relative_path(uploads, name)
+                    if path.is_file():
+                        path.unlink()
 
         return self.indexer.delete(loaded.name, [document_id], locked=remove_file)
 
@@ -176,7 +184,10 @@ class QAService:
 
     # ------------------------------------------------------------------ questions
     def retriever(self, collection: Collection, mode: Mode | None = None) -> Retriever:
-        return Retriever(collection, self.embedder, mode or self.settings.retriever, self.fusion)
+        return Retriever(
+            collection, self.embedder, mode or self.settings.retriever, self.fusion,
+            self.reranker, self.settings.reranker_top_n,
+        )
 
     def search(
         self,

@@ -35,12 +35,14 @@ import numpy as np
 
 from qa.lexical import LexicalIndex
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 SQLITE = "store.sqlite"
 FAISS = "dense.faiss"
 BM25 = "bm25"
+SENTENCE_VECTORS = "sentences.npy"  # float16, one row per sentence
+SENTENCE_SPANS = "sentence_spans.npy"  # int64 (passage id, start, end), sorted by passage id
 LOCK = ".lock"
 
 SCHEMA = """
@@ -82,6 +84,10 @@ class BusyError(StoreError):
     """Another writer holds the collection."""
 
 
+class NothingToIndex(StoreError):
+    """An update that would leave a collection without a single passage."""
+
+
 @dataclass(frozen=True)
 class DocumentRow:
     id: str
@@ -118,6 +124,8 @@ class GenerationData:
     passages: list[PassageRow]
     vectors: np.ndarray  # row i is the vector of passages[i]
     lexical_texts: list[str]  # row i is what BM25 indexes for passages[i]
+    sentence_spans: np.ndarray  # (passage id, start, end) per sentence; offsets inside the passage
+    sentence_vectors: np.ndarray  # row j is the vector of sentence_spans[j]
     manifest: dict[str, Any] = field(default_factory=dict)
 
 
@@ -274,6 +282,12 @@ def write_generation(collection_dir: Path, data: GenerationData, hook: Any = Non
     _write_faiss(building / FAISS, data.vectors, ids, int(data.manifest["model"]["dimension"]))
     step("bm25")
     LexicalIndex.build(data.lexical_texts, ids).save(building / BM25)
+    step("sentences")
+    order = np.lexsort((data.sentence_spans[:, 1], data.sentence_spans[:, 0])) if len(data.sentence_spans) else []
+    spans = np.ascontiguousarray(data.sentence_spans[order], dtype=np.int64).reshape(-1, 3)
+    np.save(building / SENTENCE_SPANS, spans, allow_pickle=False)
+    vectors = np.asarray(data.sentence_vectors, dtype=np.float16).reshape(len(data.sentence_spans), -1)
+    np.save(building / SENTENCE_VECTORS, np.ascontiguousarray(vectors[order]), allow_pickle=False)
     step("manifest")
     manifest = dict(data.manifest)
     manifest.update(
@@ -314,6 +328,8 @@ class Collection:
         self.manifest = manifest
         self.dense = dense
         self.lexical = lexical
+        self._sentence_spans = _load_array(path / SENTENCE_SPANS)
+        self._sentence_vectors = _load_array(path / SENTENCE_VECTORS)
         self._db = sqlite3.connect(f"file:{path / SQLITE}?mode=ro&immutable=1", uri=True, check_same_thread=False)
         self._db_lock = threading.Lock()
 
@@ -453,6 +469,20 @@ class Collection:
             found.update(self._query(sql, chunk))  # type: ignore[arg-type]
         return found
 
+    def sentences(self, ids: Iterable[int]) -> dict[int, tuple[list[tuple[int, int]], np.ndarray]]:
+        """``{passage_id: (spans, vectors)}`` of the passages' sentences (spans inside the passage)."""
+        out: dict[int, tuple[list[tuple[int, int]], np.ndarray]] = {}
+        keys = self._sentence_spans[:, 0] if len(self._sentence_spans) else np.zeros(0, dtype=np.int64)
+        for passage_id in ids:
+            first, last = np.searchsorted(keys, [passage_id, passage_id + 1])
+            if last > first:
+                rows = self._sentence_spans[first:last]
+                out[int(passage_id)] = (
+                    [(int(a), int(b)) for a, b in rows[:, 1:]],
+                    np.asarray(self._sentence_vectors[first:last], dtype=np.float32),
+                )
+        return out
+
     def vectors(self, ids: Iterable[int]) -> np.ndarray:
         """Stored vectors of the given passage ids."""
         wanted = [int(i) for i in ids]
@@ -479,6 +509,14 @@ class Collection:
             return empty.astype(np.int64), empty.astype(np.float32)
         scores, ids = self.dense.search(np.ascontiguousarray(vectors, dtype=np.float32), k)
         return ids, scores
+
+
+def _load_array(path: Path) -> np.ndarray:
+    """A ``.npy`` file memory-mapped (loaded when empty, which can't be mapped); no pickle."""
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError:
+        return np.load(path, allow_pickle=False)
 
 
 def check_model(name: str, manifest: dict[str, Any], model: dict[str, Any]) -> None:

@@ -92,3 +92,19 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder)
     model_dir = folder / "model"
     SentenceTransformer(modules=[word, pooling], device="cpu").save(str(model_dir))
     return model_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_cross_encoder_dir(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Path:
+    """A small, randomly initialised cross-encoder folder built locally (no download)."""
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny-cross-encoder")
+    tokenizer = BertTokenizerFast.from_pretrained(str(embedder.path))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=512, num_labels=1,
+    )
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

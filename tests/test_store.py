@@ -13,7 +13,7 @@ from qa.config import Settings
 from qa.embedder import Embedder
 from qa.indexer import Indexer
 from qa.service import QAService
-from qa.store import BusyError, Collection, StoreError, current_generation, writer_lock
+from qa.store import FORMAT_VERSION, BusyError, Collection, StoreError, current_generation, writer_lock
 from tests.helpers import CORPUS, SEED_FILE
 
 
@@ -21,11 +21,11 @@ def test_round_trip_matches_the_documents(seed_settings: Settings, embedder: Emb
     collection = Collection.load(seed_settings.collection_dir(), expect_model=embedder.identity.to_dict())
     assert collection.counts == {"documents": 1, "passages": 19}
     manifest = collection.manifest
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == FORMAT_VERSION
     assert manifest["metric"] == "inner_product"
     assert manifest["model"]["dimension"] == 384
     assert manifest["model"]["name"] == "sentence-transformers/all-MiniLM-L6-v2"
-    assert set(manifest["files"]) >= {"store.sqlite", "dense.faiss", "bm25/ids.npy"}
+    assert set(manifest["files"]) >= {"store.sqlite", "dense.faiss", "bm25/ids.npy", "sentences.npy", "sentence_spans.npy"}
     document = collection.document(SEED_FILE.name)
     assert document is not None and document.text == SEED_FILE.read_text(encoding="utf-8")
     passages = collection.passages_of([SEED_FILE.name])

@@ -1,0 +1,34 @@
+"""The optional cross-encoder reranker a user can plug in (``QA_RERANKER``)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import numpy as np
+
+
+log = logging.getLogger("qa.rerank")
+
+
+class CrossEncoderReranker:
+    """Any sentence-transformers CrossEncoder folder a user supplies (``QA_RERANKER``)."""
+
+    def __init__(self, path: str) -> None:
+        from qa.embedder import ModelError
+
+        try:
+            from sentence_transformers import CrossEncoder
+
+            self.model: Any = CrossEncoder(path, device="cpu", local_files_only=True)
+        except Exception as exc:
+            raise ModelError(f"could not load the reranker from {path}: {exc}") from exc
+        self.path = path
+        self._lock = threading.Lock()
+
+    def scores(self, question: str, texts: list[str]) -> np.ndarray:
+        """Relevance of each text to the question (higher is better)."""
+        with self._lock:
+            values = self.model.predict([(question, text) for text in texts], show_progress_bar=False)
+        return np.asarray(values, dtype=np.float32).reshape(len(texts), -1)[:, -1]
