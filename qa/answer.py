@@ -66,7 +66,7 @@ class AnswerParams:
     """How the answer sentence is chosen and when to abstain (calibrated; see README)."""
 
     sentence_passages: int = 5  # how many top passages' sentences compete
-    shortlist: int = 8  # sentences re-embedded on their own to pick the answer
+    shortlist: int = 3  # sentences re-embedded on their own to pick the answer
     rank_weight: float = 0.05  # bonus for sentences of higher-ranked passages
     highlight_margin: float = 0.08  # other sentences within this of the best are highlighted
     min_score: float = 0.38  # abstain below this (calibrated on the labelled article set; see README)

@@ -109,12 +109,10 @@ def index(
     except BusyError as exc:
         fail(str(exc), 1)
     except StoreError as exc:
-        for skip in getattr(exc, "skipped", []):
-            typer.echo(str(skip), err=True)
         fail(str(exc), 1)
     except KeyboardInterrupt:
         live = current_generation(settings.collection_dir(name))
-        fail(f"interrupted; collection {name!r} unchanged (live generation: {live or 'none'})", 130)
+        fail(f"interrupted; the partial build is discarded, collection {name!r} stays at {live or 'nothing'}", 130)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     state = "unchanged" if not report.changed and not report.full_rebuild else f"now at {report.generation}"
@@ -248,6 +246,11 @@ def collections(
             f"{row['name']:<20} {row['documents']:>7} documents {row['passages']:>8} passages  "
             f"{row['model']}  built {row['created_at']} ({row['generation']})"
         )
+
+
+from qa.eval_cli import eval_command  # noqa: E402
+
+app.command("eval")(eval_command)
 
 
 def main() -> None:

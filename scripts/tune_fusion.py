@@ -2,6 +2,7 @@
 
     python scripts/tune_fusion.py --split train          # grid search, prints the table
     python scripts/tune_fusion.py --split test --only convex:0.5:minmax:100 rrf:60:100
+    python scripts/tune_fusion.py --split train --sentence-weights 0 0.2 0.4 0.6   # the rescoring stage
 
 Each query is encoded once and both retrievers are run once; every fusion setting is then
 scored from those cached scores (passages fused, then a document scores as its best passage).
@@ -43,6 +44,10 @@ def main() -> None:
     parser.add_argument("--dataset", type=Path, default=SCIFACT)
     parser.add_argument("--split", default="train")
     parser.add_argument("--only", nargs="*", help="settings to score, e.g. convex:0.5:minmax:100 rrf:60:100")
+    parser.add_argument(
+        "--sentence-weights", nargs="*", type=float,
+        help="score the default fusion followed by sentence rescoring of the top 20 at these weights",
+    )
     args = parser.parse_args()
 
     service = QAService(Settings())
@@ -61,7 +66,9 @@ def main() -> None:
     row_of = lexical.row_of()
     print(f"{len(texts)} queries encoded and searched in {time.perf_counter() - started:.1f} s")
 
-    def run(method: str, param: float, norm: str, candidates: int) -> dict[str, float]:
+    def run(
+        method: str, param: float, norm: str, candidates: int, sentence_weight: float = 0.0, depth: int = 20
+    ) -> dict[str, float]:
         scored = []
         for qi, question in enumerate(dataset.questions):
             d_ids = dense_ids[qi][:candidates]
@@ -87,6 +94,18 @@ def main() -> None:
                 b = np.array([b_all[row_of[p]] for p in union])
                 f = param * normalise(d, norm) + (1 - param) * normalise(b, norm)
                 fused = dict(zip(union, f.tolist()))
+            if sentence_weight > 0:
+                head = sorted(fused, key=lambda p: -fused[p])[:depth]
+                sentences = collection.sentences(head)
+                top = max(fused[p] for p in head)
+                best_sentence = {p: float((sentences[p][1] @ vectors[qi]).max()) for p in head}
+                scale = max(best_sentence.values())
+                floor = min((1 - sentence_weight) * fused[p] / top + sentence_weight * best_sentence[p] / scale for p in head)
+                rescored = {p: min(fused[p] / top * (1 - sentence_weight), floor) for p in fused}
+                rescored.update(
+                    {p: (1 - sentence_weight) * fused[p] / top + sentence_weight * best_sentence[p] / scale for p in head}
+                )
+                fused = rescored
             best: dict[str, float] = {}
             for pid, score in fused.items():
                 doc = doc_of[pid]
@@ -97,6 +116,13 @@ def main() -> None:
         result = ir_measures.calc_aggregate([nDCG @ 10, R @ 100], qrels, scored)
         return {"ndcg@10": result[nDCG @ 10], "recall@100": result[R @ 100]}
 
+    if args.sentence_weights is not None:
+        print("| split | sentence weight | nDCG@10 | Recall@100 |")
+        print("|---|---|---|---|")
+        for weight in args.sentence_weights:
+            metrics = run("convex", 0.5, "max", 100, weight)
+            print(f"| {args.split} | {weight:g} | {metrics['ndcg@10']:.4f} | {metrics['recall@100']:.4f} |", flush=True)
+        return
     if args.only:
         settings = []
         for spec in args.only:
