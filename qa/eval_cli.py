@@ -67,34 +67,51 @@ def eval_command(
     retriever: Annotated[
         list[str] | None,
         typer.Option(
-            "--retriever", "-r",
+            "--retriever",
+            "-r",
             help="dense, bm25 or hybrid; repeat (or comma-separate) to compare side by side [default: dense]",
         ),
     ] = None,
-    top_k: Annotated[int, typer.Option("--top-k", min=1, max=1000, help="results ranked per question")] = 100,
+    top_k: Annotated[
+        int, typer.Option("--top-k", min=1, max=1000, help="results ranked per question")
+    ] = 100,
     out: Annotated[Path | None, typer.Option("--out", help="write the JSON report here")] = None,
     markdown_out: Annotated[
-        Path | None, typer.Option("--markdown", help="write the Markdown report (tables, failed queries) here")
+        Path | None,
+        typer.Option("--markdown", help="write the Markdown report (tables, failed queries) here"),
     ] = None,
     baseline: Annotated[
         Path | None, typer.Option("--baseline", help="an earlier JSON report to gate against")
     ] = None,
     max_drop: Annotated[
-        float, typer.Option("--max-drop", min=0.0, help="largest allowed absolute fall of any headline metric")
+        float,
+        typer.Option(
+            "--max-drop", min=0.0, help="largest allowed absolute fall of any headline metric"
+        ),
     ] = 0.01,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="evaluate only the first N questions")] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="evaluate only the first N questions")
+    ] = None,
     corpus: Annotated[
         list[Path] | None,
-        typer.Option("--corpus", help="documents for a question .jsonl (default: the bundled corpus, QA_CORPUS_DIR)"),
+        typer.Option(
+            "--corpus",
+            help="documents for a question .jsonl (default: the bundled corpus, QA_CORPUS_DIR)",
+        ),
     ] = None,
     collection: Annotated[
         str | None,
-        typer.Option("--collection", "-c", help="search this existing collection instead of building one"),
+        typer.Option(
+            "--collection", "-c", help="search this existing collection instead of building one"
+        ),
     ] = None,
     model: Annotated[
-        str | None, typer.Option("--model", help="sentence-transformers model folder (env QA_MODEL)")
+        str | None,
+        typer.Option("--model", help="sentence-transformers model folder (env QA_MODEL)"),
     ] = None,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="progress bars")] = True,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="progress bars")
+    ] = True,
 ) -> None:
     """Measure retrieval quality (nDCG@10, MRR@10, Recall@k, MAP@100), latency and abstention."""
     from qa.evaluation import (
@@ -119,8 +136,12 @@ def eval_command(
     settings = _settings(collection_cache, model)
     try:
         data = load_dataset(
-            dataset, split, corpus=corpus, collection=collection,
-            default_corpus=settings.corpus_dir, limit=limit,
+            dataset,
+            split,
+            corpus=corpus,
+            collection=collection,
+            default_corpus=settings.corpus_dir,
+            limit=limit,
         )
     except DatasetError as exc:
         _fail(str(exc))
@@ -160,7 +181,10 @@ def eval_command(
             for regression in regressions:
                 typer.echo(f"REGRESSION {regression} (allowed: {max_drop:.4f})", err=True)
             raise typer.Exit(EXIT_REGRESSION)
-        typer.echo(f"gate passed: no headline metric fell by more than {max_drop:.4f} against {baseline}", err=True)
+        typer.echo(
+            f"gate passed: no headline metric fell by more than {max_drop:.4f} against {baseline}",
+            err=True,
+        )
 
 
 def _settings(collection_cache: Path | None, model: str | None):  # type: ignore[no-untyped-def]
@@ -168,12 +192,16 @@ def _settings(collection_cache: Path | None, model: str | None):  # type: ignore
 
     from qa.config import Settings
 
-    overrides = {k: v for k, v in {"index_dir": collection_cache, "model": model}.items() if v is not None}
+    overrides = {
+        k: v for k, v in {"index_dir": collection_cache, "model": model}.items() if v is not None
+    }
     try:
         base = Settings()
         return Settings(**{**base.model_dump(), **overrides}) if overrides else base
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors()
+        )
         _fail(f"invalid setting: {problems}")
 
 

@@ -17,7 +17,24 @@ Two dataset formats are read:
   this": it is left out of the ranking metrics and scored on abstention instead.
 
 Metrics come from ``ir_measures`` (pytrec_eval underneath): nDCG@10, RR@10, R@1/5/10/100 and
-AP@100, reported under the keys of :data:`HEADLINE`.
+AP@100, reported under the keys of :data:`HEADLINE`, averaged over the questions with gold.
+
+The collection is built once per (corpus files' hash, model fingerprint, passage settings)
+under the name ``eval-<dataset>-<12 hex of that key>`` and reused while they are unchanged
+(a cached collection that no longer loads, e.g. after a store format change, is rebuilt).
+
+A report (one per retriever)::
+
+    {"dataset", "split", "config": {"retriever", "collection", "model", "top_k", ...},
+     "metrics": {"ndcg@10", "mrr@10", "recall@1", "recall@5", "recall@10", "recall@100", "map@100"},
+     "latency_ms": {"p50", "p95", "mean"}, "qps",
+     "queries": {"total", "ranked", "unanswerable", "failed"},
+     "abstention": {...}, "answers": {...}, "followups": {...},   # question files only
+     "per_query": [{"id", "question", "gold", "first_relevant_rank", "failed", "metrics",
+                    "latency_ms", "retrieved": [{"rank", "id", "title", "score", "relevant"}, ...]}, ...]}
+
+The JSON file holds that report when one retriever ran, and ``{"runs": [report, ...]}`` when
+several did (:func:`bundle`); the gate reads both shapes and matches runs by retriever.
 """
 
 from __future__ import annotations
@@ -29,7 +46,7 @@ import math
 import re
 import time
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +54,7 @@ from typing import Any
 log = logging.getLogger("qa.evaluation")
 
 RETRIEVERS = ("dense", "bm25", "hybrid")
-DEFAULT_RETRIEVER = "dense"  # becomes "hybrid" once hybrid is tuned (the answer-quality issue)
+DEFAULT_RETRIEVER = "hybrid"  # the service default (dense and bm25 are the published baselines)
 DEFAULT_TOP_K = 100
 PASSAGE_DEPTH = 3  # passages retrieved per document wanted, before aggregating to documents
 FAILURE_CUTOFF = 10  # a query "failed" when nothing relevant is in its top 10
@@ -55,8 +72,15 @@ _MEASURE_NAMES = {
     "map@100": "AP@100",
 }
 QUESTION_FIELDS = {
-    "id", "question", "history", "gold_snippets", "gold_documents", "gold_passages",
-    "answer", "group", "note",
+    "id",
+    "question",
+    "history",
+    "gold_snippets",
+    "gold_documents",
+    "gold_passages",
+    "answer",
+    "group",
+    "note",
 }
 
 
@@ -138,7 +162,9 @@ def load_dataset(
     """A BEIR folder or a question JSONL; raises :class:`DatasetError` with file and line."""
     path = Path(path).expanduser()
     if not path.exists():
-        raise DatasetError(path, "no such file or folder (give a BEIR folder or a question .jsonl file)")
+        raise DatasetError(
+            path, "no such file or folder (give a BEIR folder or a question .jsonl file)"
+        )
     if path.is_dir():
         dataset = load_beir(path, split)
         if corpus:
@@ -148,7 +174,11 @@ def load_dataset(
         if path.suffix.lower() != ".jsonl":
             raise DatasetError(path, "not a BEIR folder or a .jsonl question file")
         questions = load_questions(path)
-        paths = [Path(p) for p in corpus] if corpus else ([] if collection else [default_corpus] if default_corpus else [])
+        paths = (
+            [Path(p) for p in corpus]
+            if corpus
+            else ([] if collection else [default_corpus] if default_corpus else [])
+        )
         if not paths and not collection:
             raise DatasetError(path, "question files need --corpus PATH or --collection NAME")
         for item in paths:
@@ -177,7 +207,9 @@ def _read_json_lines(path: Path) -> Iterable[tuple[int, Any]]:
             except UnicodeDecodeError:
                 raise DatasetError(path, "not valid UTF-8", number) from None
             except json.JSONDecodeError as exc:
-                raise DatasetError(path, f"malformed JSON ({exc.msg} at column {exc.colno})", number) from None
+                raise DatasetError(
+                    path, f"malformed JSON ({exc.msg} at column {exc.colno})", number
+                ) from None
 
 
 def read_qrels(path: Path) -> dict[str, dict[str, int]]:
@@ -201,7 +233,9 @@ def read_qrels(path: Path) -> dict[str, dict[str, int]]:
             query_id, doc_id, grade = parts
         else:
             raise DatasetError(
-                path, f"expected 3 tab-separated columns (query-id, corpus-id, score), found {len(parts)}", number
+                path,
+                f"expected 3 tab-separated columns (query-id, corpus-id, score), found {len(parts)}",
+                number,
             )
         try:
             value = int(float(grade))
@@ -227,21 +261,29 @@ def load_beir(folder: Path, split: str = "test") -> Dataset:
     for needed in (corpus, queries_file):
         if not needed.is_file():
             raise DatasetError(
-                folder, f"not a BEIR folder: {needed.name} is missing (expected corpus.jsonl, queries.jsonl, qrels/<split>.tsv)"
+                folder,
+                f"not a BEIR folder: {needed.name} is missing (expected corpus.jsonl, queries.jsonl, qrels/<split>.tsv)",
             )
     if not qrels_file.is_file():
         splits = sorted(p.stem for p in (folder / "qrels").glob("*.tsv"))
-        raise DatasetError(qrels_file, f"no such split {split!r}; available: {', '.join(splits) or 'none'}")
+        raise DatasetError(
+            qrels_file, f"no such split {split!r}; available: {', '.join(splits) or 'none'}"
+        )
     qrels = read_qrels(qrels_file)
     texts: dict[str, str] = {}
     for number, record in _read_json_lines(queries_file):
-        if not isinstance(record, dict) or "_id" not in record or not isinstance(record.get("text"), str):
+        if (
+            not isinstance(record, dict)
+            or "_id" not in record
+            or not isinstance(record.get("text"), str)
+        ):
             raise DatasetError(queries_file, 'not a BEIR query (needs "_id" and "text")', number)
         texts[str(record["_id"])] = record["text"]
     missing = [q for q in qrels if q not in texts]
     if missing:
         raise DatasetError(
-            qrels_file, f"{len(missing)} judged queries are not in queries.jsonl (e.g. {missing[0]!r})"
+            qrels_file,
+            f"{len(missing)} judged queries are not in queries.jsonl (e.g. {missing[0]!r})",
         )
     questions = [Question(id=q, text=texts[q], gold_documents=dict(g)) for q, g in qrels.items()]
     return Dataset(folder.name, folder, "beir", split, questions, [corpus])
@@ -252,7 +294,9 @@ def validate_corpus_jsonl(path: Path) -> int:
     count = 0
     for number, record in _read_json_lines(path):
         if not isinstance(record, dict) or "_id" not in record:
-            raise DatasetError(path, 'not a BEIR document (needs "_id", "title" and "text")', number)
+            raise DatasetError(
+                path, 'not a BEIR document (needs "_id", "title" and "text")', number
+            )
         count += 1
     if not count:
         raise DatasetError(path, "no documents")
@@ -278,7 +322,9 @@ def _grades(value: Any, path: Path, number: int, name: str, as_int: bool) -> dic
     elif isinstance(value, list):
         items = ((v, 1) for v in value)
     else:
-        raise DatasetError(path, f'"{name}" must be a list of ids or an object {{id: grade}}', number)
+        raise DatasetError(
+            path, f'"{name}" must be a list of ids or an object {{id: grade}}', number
+        )
     out: dict[Any, int] = {}
     for key, grade in items:
         if not isinstance(grade, int) or isinstance(grade, bool):
@@ -287,7 +333,9 @@ def _grades(value: Any, path: Path, number: int, name: str, as_int: bool) -> dic
             try:
                 key = int(key)
             except (TypeError, ValueError):
-                raise DatasetError(path, f'"{name}": passage id {key!r} is not an integer', number) from None
+                raise DatasetError(
+                    path, f'"{name}": passage id {key!r} is not an integer', number
+                ) from None
         elif not isinstance(key, (str, int)) or not str(key):
             raise DatasetError(path, f'"{name}": document id {key!r} must be a string', number)
         out[key if as_int else str(key)] = grade
@@ -298,7 +346,9 @@ def _history(value: Any, path: Path, number: int) -> list[dict[str, str]]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise DatasetError(path, '"history" must be a list of {"role", "content"} turns, oldest first', number)
+        raise DatasetError(
+            path, '"history" must be a list of {"role", "content"} turns, oldest first', number
+        )
     turns = []
     for turn in value:
         if (
@@ -307,7 +357,9 @@ def _history(value: Any, path: Path, number: int) -> list[dict[str, str]]:
             or not isinstance(turn.get("content"), str)
         ):
             raise DatasetError(
-                path, '"history" turns must be {"role": "user"|"assistant", "content": "..."}', number
+                path,
+                '"history" turns must be {"role": "user"|"assistant", "content": "..."}',
+                number,
             )
         turns.append({"role": turn["role"], "content": turn["content"]})
     return turns
@@ -323,7 +375,9 @@ def load_questions(path: Path) -> list[Question]:
         unknown = sorted(set(record) - QUESTION_FIELDS)
         if unknown:
             raise DatasetError(
-                path, f"unknown field {unknown[0]!r} (known: {', '.join(sorted(QUESTION_FIELDS))})", number
+                path,
+                f"unknown field {unknown[0]!r} (known: {', '.join(sorted(QUESTION_FIELDS))})",
+                number,
             )
         text = record.get("question")
         if not isinstance(text, str) or not text.strip():
@@ -336,7 +390,9 @@ def load_questions(path: Path) -> list[Question]:
             id=qid,
             text=text,
             history=_history(record.get("history"), path, number),
-            gold_documents=_grades(record.get("gold_documents"), path, number, "gold_documents", False),
+            gold_documents=_grades(
+                record.get("gold_documents"), path, number, "gold_documents", False
+            ),
             gold_passages=_grades(record.get("gold_passages"), path, number, "gold_passages", True),
             gold_snippets=_strings(record.get("gold_snippets"), path, number, "gold_snippets"),
             answer=_strings(record.get("answer"), path, number, "answer"),
@@ -356,7 +412,9 @@ def load_questions(path: Path) -> list[Question]:
 # --------------------------------------------------------------------------- text matching
 
 
-_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-"})
+_QUOTES = str.maketrans(
+    {"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-"}
+)
 
 
 def normalise(text: str) -> str:
@@ -379,11 +437,15 @@ def _hash_paths(paths: Sequence[Path]) -> str:
             files = [root]
         else:
             files = sorted(
-                f for f in root.rglob("*")
-                if f.is_file() and not any(part.startswith(".") for part in f.relative_to(root).parts)
+                f
+                for f in root.rglob("*")
+                if f.is_file()
+                and not any(part.startswith(".") for part in f.relative_to(root).parts)
             )
         for file in files:
-            digest.update((file.name if file == root else file.relative_to(root).as_posix()).encode())
+            digest.update(
+                (file.name if file == root else file.relative_to(root).as_posix()).encode()
+            )
             digest.update(b"\x00")
             with file.open("rb") as handle:
                 for block in iter(lambda: handle.read(1 << 20), b""):
@@ -418,7 +480,7 @@ class Prepared:
 
 def ensure_collection(service: Any, dataset: Dataset, progress: bool = True) -> Prepared:
     """The collection to search: the dataset's cached one (built if missing) or the one given."""
-    from qa.store import current_generation
+    from qa.store import StoreError, current_generation
 
     started = time.perf_counter()
     if dataset.collection:
@@ -426,15 +488,24 @@ def ensure_collection(service: Any, dataset: Dataset, progress: bool = True) -> 
         return Prepared(dataset.collection, None, False, 0.0)
     key = collection_key(dataset.corpus_paths, service)
     name = collection_name(dataset.name, key)
+    full = False
     if current_generation(service.settings.collection_dir(name)) is not None:
-        log.info("reusing cached collection %r in %s", name, service.settings.index_dir)
-        return Prepared(name, key, False, time.perf_counter() - started)
+        try:
+            service.collection(name)
+            log.info("reusing cached collection %r in %s", name, service.settings.index_dir)
+            return Prepared(name, key, False, time.perf_counter() - started)
+        except StoreError as exc:
+            log.warning("rebuilding the cached collection: %s", exc)
+            full = True
     for corpus in dataset.corpus_paths:
         if corpus.suffix.lower() == ".jsonl" and corpus.is_file():
             validate_corpus_jsonl(corpus)
-    log.info("building collection %r in %s (once; reused while corpus and model are unchanged)",
-             name, service.settings.index_dir)
-    report = service.index(list(dataset.corpus_paths), name, progress=progress)
+    log.info(
+        "building collection %r in %s (once; reused while corpus and model are unchanged)",
+        name,
+        service.settings.index_dir,
+    )
+    report = service.index(list(dataset.corpus_paths), name, full=full, progress=progress)
     for skip in report.skipped:
         log.warning("%s", skip)
     return Prepared(name, key, True, time.perf_counter() - started, report.to_dict())
@@ -454,7 +525,9 @@ def snippet_qrels(dataset: Dataset, collection: Any) -> dict[str, dict[int, int]
         for passage_id in gold:
             if passage_id not in known:
                 raise DatasetError(
-                    dataset.path, f"passage {passage_id} is not in collection {collection.name!r}", question.line
+                    dataset.path,
+                    f"passage {passage_id} is not in collection {collection.name!r}",
+                    question.line,
                 )
         for snippet in question.gold_snippets:
             needle = normalise(snippet)
@@ -487,7 +560,9 @@ class Item:
     text: str = ""  # the start of the (best) passage, for error analysis
 
 
-def aggregate_documents(passages: Iterable[tuple[str, int, float, str] | tuple[str, int, float, str, str]]) -> list[Item]:
+def aggregate_documents(
+    passages: Iterable[tuple[str, int, float, str] | tuple[str, int, float, str, str]],
+) -> list[Item]:
     """``(document_id, passage_id, score, title[, text])`` hits to documents: a document's score
     is its best passage's score; ties keep the order of the documents' first appearance."""
     best: dict[str, Item] = {}
@@ -497,7 +572,9 @@ def aggregate_documents(passages: Iterable[tuple[str, int, float, str] | tuple[s
             order[document_id] = len(order)
         current = best.get(document_id)
         if current is None or score > current.score:
-            best[document_id] = Item(document_id, float(score), title, document_id, passage_id, "".join(text))
+            best[document_id] = Item(
+                document_id, float(score), title, document_id, passage_id, "".join(text)
+            )
     return sorted(best.values(), key=lambda item: (-item.score, order[item.id]))
 
 
@@ -532,9 +609,17 @@ def run_queries(
 
     results: list[QueryResult] = []
     warm = dataset.questions[0]
-    service.search(warm.text, 5, collection, with_answer=dataset.with_answers, mode=mode)  # load and warm up
+    service.search(
+        warm.text, 5, collection, with_answer=dataset.with_answers, mode=mode
+    )  # load and warm up
     started = time.perf_counter()
-    bar = tqdm(dataset.questions, desc=f"Querying ({mode})", unit="q", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(
+        dataset.questions,
+        desc=f"Querying ({mode})",
+        unit="q",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
     for question in bar:
         document_level = question.unit == "document"
         depth = top_k * PASSAGE_DEPTH if document_level else top_k
@@ -555,7 +640,10 @@ def run_queries(
         if document_level:
             items = aggregate_documents(hits)[:top_k]
         else:
-            items = [Item(passage_key(pid), float(score), title, doc, pid, text) for doc, pid, score, title, text in hits]
+            items = [
+                Item(passage_key(pid), float(score), title, doc, pid, text)
+                for doc, pid, score, title, text in hits
+            ]
             items = items[:top_k]
         results.append(QueryResult(question, items, latency, reply.answer))
     bar.close()
@@ -586,7 +674,9 @@ def compute_metrics(
     wanted = measures()
     by_measure = {m: key for key, m in wanted.items()}
     qrel_rows = [
-        ir_measures.Qrel(qid, did, int(grade)) for qid, docs in qrels.items() for did, grade in docs.items()
+        ir_measures.Qrel(qid, did, int(grade))
+        for qid, docs in qrels.items()
+        for did, grade in docs.items()
     ]
     run_rows = [
         ir_measures.ScoredDoc(qid, did, float(len(ranked) - rank))
@@ -635,14 +725,21 @@ def build_report(
     wall_seconds: float,
     passage_gold: dict[str, dict[int, int]],
     config: dict[str, Any],
+    describe: Callable[[str], str | None] | None = None,
 ) -> dict[str, Any]:
-    """One retriever's report: metrics, latency, abstention, per-query details."""
+    """One retriever's report: metrics, latency, abstention, per-query details.
+
+    ``describe(gold_id)`` names a gold document or passage (its title or text) for the
+    failed queries, so the report can be read without opening the collection.
+    """
     qrels: dict[str, dict[str, int]] = {}
     for question in dataset.questions:
         if not question.answerable:
             continue
         if question.unit == "passage":
-            qrels[question.id] = {passage_key(p): g for p, g in passage_gold.get(question.id, {}).items()}
+            qrels[question.id] = {
+                passage_key(p): g for p, g in passage_gold.get(question.id, {}).items()
+            }
         else:
             qrels[question.id] = dict(question.gold_documents)
     run = {r.question.id: [item.id for item in r.items] for r in results}
@@ -653,7 +750,11 @@ def build_report(
     for result in results:
         q = result.question
         gold = qrels.get(q.id, {})
-        first = next((rank for rank, item in enumerate(result.items, 1) if gold.get(item.id, 0) > 0), None)
+        first = next(
+            (rank for rank, item in enumerate(result.items, 1) if gold.get(item.id, 0) > 0), None
+        )
+        failed = q.answerable and (first is None or first > FAILURE_CUTOFF)
+        with_text = q.unit == "passage" or failed
         entry: dict[str, Any] = {
             "id": q.id,
             "question": q.text,
@@ -663,7 +764,8 @@ def build_report(
             "group": q.group,
             "gold": sorted(gold) if q.answerable else [],
             "first_relevant_rank": first,
-            "failed": q.answerable and (first is None or first > FAILURE_CUTOFF),
+            "results": len(result.items),
+            "failed": failed,
             "metrics": per_query_metrics.get(q.id) if q.answerable else None,
             "latency_ms": result.latency_ms,
             "retrieved": [
@@ -675,11 +777,13 @@ def build_report(
                     "title": item.title,
                     "score": item.score,
                     "relevant": gold.get(item.id, 0) > 0,
-                    "text": item.text,
+                    **({"text": item.text} if with_text else {}),
                 }
                 for rank, item in enumerate(result.items[:REPORT_TOP], 1)
             ],
         }
+        if failed and describe is not None:
+            entry["gold_described"] = {g: describe(g) for g in sorted(gold)[:5] if gold[g] > 0}
         if q.history:
             entry["history"] = q.history
         if dataset.with_answers:
@@ -726,7 +830,9 @@ def _answer_correct(question: Question, answer: Any) -> bool | None:
         return answer is None
     if not question.answer:
         return None
-    return answer is not None and any(contains(answer.text, expected) for expected in question.answer)
+    return answer is not None and any(
+        contains(answer.text, expected) for expected in question.answer
+    )
 
 
 def abstention_summary(results: list[QueryResult]) -> dict[str, Any]:
@@ -742,7 +848,9 @@ def abstention_summary(results: list[QueryResult]) -> dict[str, Any]:
         # correct = abstained on an unanswerable question or answered an answerable one
         "accuracy": (abstained_u + len(answerable) - abstained_a) / total if total else None,
         "correct_abstain_rate": abstained_u / len(unanswerable) if unanswerable else None,
-        "false_answer_rate": (len(unanswerable) - abstained_u) / len(unanswerable) if unanswerable else None,
+        "false_answer_rate": (len(unanswerable) - abstained_u) / len(unanswerable)
+        if unanswerable
+        else None,
         "false_abstain_rate": abstained_a / len(answerable) if answerable else None,
     }
 
@@ -751,7 +859,11 @@ def answer_summary(results: list[QueryResult]) -> dict[str, Any]:
     """Share of labelled answerable questions whose answer sentence holds the expected words."""
     labelled = [r for r in results if r.question.answerable and r.question.answer]
     correct = sum(1 for r in labelled if _answer_correct(r.question, r.answer))
-    return {"labelled": len(labelled), "correct": correct, "accuracy": correct / len(labelled) if labelled else None}
+    return {
+        "labelled": len(labelled),
+        "correct": correct,
+        "accuracy": correct / len(labelled) if labelled else None,
+    }
 
 
 def followup_summary(per_query: list[dict[str, Any]]) -> dict[str, Any]:
@@ -761,8 +873,12 @@ def followup_summary(per_query: list[dict[str, Any]]) -> dict[str, Any]:
         if entry["group"] is None or not entry["answerable"]:
             continue
         side = "followup" if entry["followup"] else "self_contained"
-        groups.setdefault(entry["group"], {"followup": [], "self_contained": []})[side].append(entry)
-    pairs = {g: sides for g, sides in groups.items() if sides["followup"] and sides["self_contained"]}
+        groups.setdefault(entry["group"], {"followup": [], "self_contained": []})[side].append(
+            entry
+        )
+    pairs = {
+        g: sides for g, sides in groups.items() if sides["followup"] and sides["self_contained"]
+    }
 
     def summary(entries: list[dict[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {"questions": len(entries)}
@@ -809,7 +925,11 @@ def evaluate(
         "collection_built_now": prepared.built,
         "index_seconds": prepared.seconds,
         "counts": collection.counts,
-        "model": {"name": identity.name, "fingerprint": identity.fingerprint[:16], "max_seq_length": identity.max_seq_length},
+        "model": {
+            "name": identity.name,
+            "fingerprint": identity.fingerprint[:16],
+            "max_seq_length": identity.max_seq_length,
+        },
         "passage_settings": service.indexer.passage_settings(),
         "top_k": top_k,
         "passage_depth": top_k * PASSAGE_DEPTH,
@@ -821,11 +941,26 @@ def evaluate(
     reports = []
     for mode in retrievers:
         results, wall = run_queries(service, prepared.collection, dataset, mode, top_k, progress)
-        report = build_report(dataset, mode, results, wall, passage_gold, config)
+        report = build_report(
+            dataset, mode, results, wall, passage_gold, config, _describer(collection)
+        )
         if mode != "hybrid":
             report["config"].pop("fusion", None)
         reports.append(report)
     return reports
+
+
+def _describer(collection: Any) -> Callable[[str], str | None]:
+    """Title of a gold document, or the start of a gold passage (``#<id>``)."""
+
+    def describe(gold_id: str) -> str | None:
+        if gold_id.startswith("#") and gold_id[1:].isdigit():
+            row = collection.passage(int(gold_id[1:]))
+            return row.text[:TEXT_CHARS] if row is not None else None
+        document = collection.document(gold_id)
+        return document.title if document is not None else None
+
+    return describe
 
 
 def bundle(reports: list[dict[str, Any]]) -> dict[str, Any]:
@@ -888,7 +1023,9 @@ def compare(
         name = report["config"]["retriever"]
         old = by_name.get(name)
         if old is None:
-            notes.append(f"{name}: not in the baseline (baseline has {', '.join(map(str, by_name)) or 'nothing'})")
+            notes.append(
+                f"{name}: not in the baseline (baseline has {', '.join(map(str, by_name)) or 'nothing'})"
+            )
             continue
         matched += 1
         if (old.get("dataset"), old.get("split")) != (report.get("dataset"), report.get("split")):
@@ -904,15 +1041,22 @@ def compare(
             if before - after > max_drop + 1e-9:
                 regressions.append(Regression(name, metric, float(before), float(after)))
     if not matched:
-        raise BaselineError("the baseline has no run for any retriever of this run; " + "; ".join(notes))
+        raise BaselineError(
+            "the baseline has no run for any retriever of this run; " + "; ".join(notes)
+        )
     return regressions, notes
 
 
 # --------------------------------------------------------------------------- markdown
 
 _LABELS = {
-    "ndcg@10": "nDCG@10", "mrr@10": "MRR@10", "recall@1": "R@1", "recall@5": "R@5",
-    "recall@10": "R@10", "recall@100": "R@100", "map@100": "MAP@100",
+    "ndcg@10": "nDCG@10",
+    "mrr@10": "MRR@10",
+    "recall@1": "R@1",
+    "recall@5": "R@5",
+    "recall@10": "R@10",
+    "recall@100": "R@100",
+    "map@100": "MAP@100",
 }
 
 
@@ -938,17 +1082,25 @@ def markdown(reports: list[dict[str, Any]], max_failures: int = 100) -> str:
     lines = [
         f"# Evaluation: {first['dataset']}{split}",
         "",
-        f"- collection `{config.get('collection')}` ({counts.get('documents', '?')} documents, "
-        f"{counts.get('passages', '?')} passages), model {config.get('model', {}).get('name', '?')}",
-        f"- {first['queries']['total']} questions ({first['queries']['ranked']} with gold), "
-        f"top-k {config.get('top_k', '?')}; " + _units(first),
+        (
+            f"- collection `{config.get('collection')}` ({counts.get('documents', '?')} documents, "
+            f"{counts.get('passages', '?')} passages), model {config.get('model', {}).get('name', '?')}"
+        ),
+        (
+            f"- {first['queries']['total']} questions ({first['queries']['ranked']} with gold), "
+            f"top-k {config.get('top_k', '?')}; " + _units(first)
+        ),
         "",
         "| retriever | " + " | ".join(_LABELS[k] for k in HEADLINE) + " | p50 ms | p95 ms | q/s |",
         "|---|" + "---:|" * (len(HEADLINE) + 3),
     ]
     for report in reports:
         row = [report["config"]["retriever"]] + [_cell(report["metrics"][k]) for k in HEADLINE]
-        row += [_cell(report["latency_ms"]["p50"], 1), _cell(report["latency_ms"]["p95"], 1), _cell(report["qps"], 1)]
+        row += [
+            _cell(report["latency_ms"]["p50"], 1),
+            _cell(report["latency_ms"]["p95"], 1),
+            _cell(report["qps"], 1),
+        ]
         lines.append("| " + " | ".join(row) + " |")
     if "abstention" in first:
         lines += [
@@ -985,20 +1137,38 @@ def markdown(reports: list[dict[str, Any]], max_failures: int = 100) -> str:
         failed = [q for q in report["per_query"] if q["failed"]]
         lines += [
             "",
-            f"## Failed queries: {report['config']['retriever']} "
-            f"({len(failed)} of {report['queries']['ranked']} with nothing relevant in the top {FAILURE_CUTOFF})",
+            (
+                f"## Failed queries: {report['config']['retriever']} ({len(failed)} of "
+                f"{report['queries']['ranked']} with nothing relevant in the top {FAILURE_CUTOFF})"
+            ),
             "",
         ]
         if not failed:
             lines.append("None.")
         for entry in failed[:max_failures]:
-            found = f"first relevant at rank {entry['first_relevant_rank']}" if entry["first_relevant_rank"] else "no relevant result retrieved"
-            lines.append(f"- **{_cell(entry['id'])}** {_cell(_short(entry['question']))} — gold {', '.join(map(str, entry['gold'][:5]))}; {found}. Got:")
+            found = (
+                f"first relevant at rank {entry['first_relevant_rank']}"
+                if entry["first_relevant_rank"]
+                else "no relevant result retrieved"
+            )
+            gold = ", ".join(
+                f"`{g}` {_cell(_short(d, 60))}" if d else f"`{g}`"
+                for g, d in (
+                    entry.get("gold_described") or {g: None for g in entry["gold"][:5]}
+                ).items()
+            )
+            lines.append(
+                f"- **{_cell(entry['id'])}** {_cell(_short(entry['question']))} — gold {gold}; {found}. Got:"
+            )
             for item in entry["retrieved"][:3]:
                 label = item["title"] if entry["unit"] == "document" else item["text"]
-                lines.append(f"  {item['rank']}. `{item['id']}` {_cell(_short(label, 90))} ({_cell(item['score'])})")
+                lines.append(
+                    f"  {item['rank']}. `{item['id']}` {_cell(_short(label, 90))} ({_cell(item['score'])})"
+                )
         if len(failed) > max_failures:
-            lines.append(f"- … {len(failed) - max_failures} more in the JSON report (`per_query`, `failed: true`).")
+            lines.append(
+                f"- … {len(failed) - max_failures} more in the JSON report (`per_query`, `failed: true`)."
+            )
     return "\n".join(lines) + "\n"
 
 

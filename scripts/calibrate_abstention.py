@@ -1,6 +1,6 @@
 """Calibrate the "not in the documents" bar (QA_MIN_ANSWER_SCORE) on labelled questions.
 
-    python scripts/calibrate_abstention.py scripts/data/songjiang_questions.jsonl scripts/data/off_topic_questions.jsonl
+    python scripts/calibrate_abstention.py scripts/data/songjiang_questions.jsonl
 
 Prints every question's answer score, then for each candidate bar the share of answerable
 questions wrongly refused (false abstain) and of unanswerable ones wrongly answered (false
