@@ -29,7 +29,7 @@ class Turn:
 class FollowUpParams:
     """Weights of earlier turns relative to the question (tuned on the labelled article set)."""
 
-    user_weight: float = 0.6  # the previous user question
+    user_weight: float = 0.5  # the previous user question
     decay: float = 0.5  # each older user question counts this much less
     answer_weight: float = 0.0  # the assistant's last answer
     max_user_turns: int = 2

@@ -19,7 +19,7 @@ from qa.embedder import Embedder
 from qa.indexer import Indexer, IndexReport
 from qa.rerank import CrossEncoderReranker
 from qa.retriever import FusionParams, Mode, Retriever
-from qa.store import Collection, CollectionNotFound, current_generation, list_collections
+from qa.store import Collection, CollectionNotFound, StoreError, current_generation, list_collections
 
 log = logging.getLogger("qa.service")
 
@@ -92,7 +92,16 @@ class QAService:
                 return loaded
             if live is None:
                 raise UnknownCollection(name, self.collection_names())
-            fresh = Collection.load(directory, expect_model=self.embedder.identity.to_dict())
+            for attempt in range(3):
+                try:
+                    fresh = Collection.load(directory, expect_model=self.embedder.identity.to_dict())
+                    break
+                except (StoreError, OSError):
+                    # writers switched past this generation and removed it while it loaded: load the new one
+                    now = current_generation(directory)
+                    if attempt == 2 or now is None or now == live:
+                        raise
+                    live = now
             self._collections[name] = fresh
             log.debug("loaded collection %r generation %s", name, fresh.generation)
             return fresh

@@ -221,6 +221,9 @@ def clean_leftovers(collection_dir: Path, keep_previous: int = 1) -> list[str]:
         elif path.name.startswith(f"{CURRENT}.tmp"):
             path.unlink(missing_ok=True)
             removed.append(path.name)
+    for partial in collection_dir.glob("uploads/**/.*.tmp*"):  # an upload cut off mid-save
+        partial.unlink(missing_ok=True)
+        removed.append(partial.relative_to(collection_dir).as_posix())
     return removed
 
 
