@@ -113,7 +113,7 @@ def choose_answer(
         return None
     shortlist = sorted(candidates, key=lambda c: -c[2])[: params.shortlist]
     texts = [passages[i].text[s:e] for i, (s, e), _ in shortlist]
-    fresh = embedder.encode_queries(texts) @ query.vector
+    fresh = embedder.encode_queries(texts, cache=True) @ query.vector
     scored = [
         (index, span, float(value) + params.rank_weight * (1 - index / max(1, len(considered))))
         for (index, span, _), value in zip(shortlist, fresh)

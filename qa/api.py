@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from qa import __version__
 from qa.answer import Reply
@@ -452,7 +453,13 @@ def create_app(settings: Settings, service: QAService | None = None) -> FastAPI:
         expose_headers=["Retry-After"],
         max_age=600,
     )
-    app.add_middleware(ObservabilityMiddleware, metrics=metrics, json_logs=settings.log_json)
+    def resolve(scope: dict[str, Any]) -> str | None:
+        for route in app.router.routes:
+            if route.matches(scope)[0] == Match.FULL:
+                return getattr(route, "path", None)
+        return None
+
+    app.add_middleware(ObservabilityMiddleware, metrics=metrics, json_logs=settings.log_json, resolve=resolve)
     return app
 
 

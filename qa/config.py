@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=300, ge=0, description="per client; 0 disables")
     rate_limit_burst: int = Field(default=60, ge=1)
     request_timeout_s: float = Field(default=30.0, gt=0, description="questions not answered in time get a 504")
-    body_read_timeout_s: float = Field(default=10.0, gt=0, description="a request body must arrive within this")
+    body_read_timeout_s: float = Field(default=10.0, gt=0, description="request headers, then the body, must arrive within this")
     log_json: bool = True
 
     @field_validator("collection")

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import cached_property
@@ -133,6 +134,9 @@ class Embedder:
         self._onnx: Any = None
         self._resolved_backend = ""
         self._batcher = _Batcher(self._encode_query_batch)
+        self.cache_size = 20_000
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     # ------------------------------------------------------------------ identity
     @cached_property
@@ -277,14 +281,30 @@ class Embedder:
             )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
-    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+    def encode_queries(self, texts: Sequence[str], cache: bool = False) -> np.ndarray:
         """Embed a few short texts (questions, sentences) with the fastest backend configured.
 
         Concurrent calls are merged into one batch, which is cheaper than one call each.
+        With ``cache``, vectors are remembered by text (an LRU of ``cache_size`` entries):
+        the answer step re-embeds the same document sentences again and again.
         """
         if not texts:
             return np.zeros((0, self.identity.dimension), dtype=np.float32)
-        return self._batcher.submit(list(texts))
+        if not cache:
+            return self._batcher.submit(list(texts))
+        with self._cache_lock:
+            known = {t: self._cache[t] for t in texts if t in self._cache}
+            for text in known:
+                self._cache.move_to_end(text)
+        missing = list(dict.fromkeys(t for t in texts if t not in known))
+        if missing:
+            fresh = self._batcher.submit(missing)
+            with self._cache_lock:
+                for text, vector in zip(missing, fresh):
+                    known[text] = self._cache[text] = vector
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        return np.stack([known[t] for t in texts])
 
     @property
     def active_query_backend(self) -> str:
@@ -368,18 +388,31 @@ class _Batcher:
             leader = not self._running
             if leader:
                 self._running = True
-        if leader:
-            self._drain()
-        done.wait()
+        while True:
+            if leader:
+                self._drain(job)
+            done.wait()
+            if not job.pop("lead", False):
+                break
+            done.clear()  # handed the lead: this caller's texts are still pending
+            leader = True
         if "error" in job:
             raise job["error"]
         return job["vectors"]
 
-    def _drain(self) -> None:
+    def _drain(self, own: dict[str, Any]) -> None:
         while True:
             with self._lock:
                 if not self._pending:
                     self._running = False
+                    return
+                if "vectors" in own or "error" in own:
+                    # Our own texts are done: hand the lead to the next waiting caller instead of
+                    # encoding for others for as long as they keep coming (under steady load that
+                    # held one request for ever).
+                    _, successor, wake = self._pending[0]
+                    successor["lead"] = True
+                    wake.set()
                     return
                 batch, count = [], 0
                 while self._pending and (not batch or count + len(self._pending[0][0]) <= self.max_texts):

@@ -64,10 +64,13 @@ def _route_of(scope: Scope) -> str:
 class ObservabilityMiddleware:
     """Counts and times every request and logs one structured line for it."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, json_logs: bool = True) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: Metrics, json_logs: bool = True, resolve: Callable[[Scope], str | None] | None = None
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.json_logs = json_logs
+        self.resolve = resolve  # the route template of a request refused before routing (413, 408, 429)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -87,6 +90,8 @@ class ObservabilityMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             route = _route_of(scope)
+            if route == "unmatched" and self.resolve is not None:
+                route = self.resolve(scope) or route
             method = scope.get("method", "")
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.latency.labels(method, route).observe(elapsed)
@@ -95,7 +100,7 @@ class ObservabilityMiddleware:
             record = {
                 "method": method,
                 "route": route,
-                "path": scope.get("path", ""),
+                "path": scope.get("path", "")[:200],
                 "status": status,
                 "ms": round(elapsed * 1000, 1),
                 "collection": scope.get("state", {}).get("collection"),

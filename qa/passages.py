@@ -193,7 +193,11 @@ def _fit(
         length = e - s
         tokens = max(1, count([text[s:e]])[0])
         step = max(1, int(length * budget / tokens * 0.9))
-        return [(i, min(i + step, e)) for i in range(s, e, step)]
+        if step >= length:  # a single character over the budget: nothing smaller to cut
+            return [span]
+        # the step assumes evenly dense text; a denser stretch ("aaaa!!!!") is cut again
+        cuts = [(i, min(i + step, e)) for i in range(s, e, step)]
+        return [piece for cut in cuts for piece in _fit(text, cut, count, budget)]
     sizes = count([text[a:b] for a, b in pieces])
     fitted: list[tuple[int, int]] = []
     fitted_sizes: list[int] = []

@@ -14,12 +14,15 @@ _ABBREVIATIONS = {
 # A candidate end: terminal punctuation, optional closing quotes/brackets, then whitespace.
 _END = re.compile(r"([.!?\u2026]+)([\"'\u201d\u2019)\]]*)(\s+)")
 _CJK_END = re.compile(r"[\u3002\uff01\uff1f]+[\u201d\u300d\u300f)\uff09]*")
+_WORD_BEFORE = re.compile(r"([A-Za-z][A-Za-z.]*)$")
 _NEXT_STARTS_SENTENCE = re.compile(r"[\"'\u201c\u2018(\[]*[A-Z0-9\u00c0-\u024f\u0370-\u04ff]")
 
 
 def _is_abbreviation(text: str, dot: int) -> bool:
     """True when the period at ``dot`` ends an abbreviation or an initial."""
-    match = re.search(r"([A-Za-z][A-Za-z.]*)$", text[:dot])
+    # Look only at the few characters before the dot: searching all of ``text[:dot]`` made a
+    # long paragraph quadratic (a 100 KB one took minutes). No abbreviation is that long.
+    match = _WORD_BEFORE.search(text, max(0, dot - 40), dot)
     if not match:
         return False
     word = match.group(1).lower()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import signal
 import socket
@@ -48,6 +49,62 @@ def _server_class() -> type:
     return Server
 
 
+def _protocol_class(header_timeout_s: float) -> type | str:
+    """uvicorn's HTTP protocol plus a deadline for each request line and its headers.
+
+    uvicorn has none: a client that connects and then trickles its headers (or sends none)
+    holds a connection for ever, and enough of them use up ``limit_concurrency`` so every
+    other request gets a 503. Here such a client gets a JSON 408 and is disconnected.
+    """
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:  # pragma: no cover - httptools comes with uvicorn[standard]
+        return "auto"
+
+    class Protocol(HttpToolsProtocol):  # type: ignore[misc]
+        _header_timer: object = None
+
+        def connection_made(self, transport: object) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._arm()
+
+        def on_headers_complete(self) -> None:
+            self._disarm()
+            super().on_headers_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._header_timer = self.loop.call_later(header_timeout_s, self._too_slow)
+
+        def _disarm(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()  # type: ignore[attr-defined]
+                self._header_timer = None
+
+        def _too_slow(self) -> None:
+            self._header_timer = None
+            if self.transport.is_closing() or (self.cycle is not None and not self.cycle.response_complete):
+                return  # closing already, or still answering an earlier (pipelined) request
+            message = f"request headers not received within {header_timeout_s:g} s"
+            body = json.dumps({"error": {"code": "request_timeout", "message": message}}).encode()
+            head = (
+                "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+                f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+            )
+            self.transport.write(head.encode() + body)
+            self.transport.close()
+
+    return Protocol
+
+
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -81,6 +138,10 @@ def run(settings: Settings) -> int:
     except StoreError as exc:
         _say(f"error: {exc}")
         return 1
+    except OSError as exc:  # e.g. QA_INDEX_DIR is a file, or a folder we may not write
+        where = f" ({exc.filename})" if exc.filename else ""
+        _say(f"error: cannot use the index folder {settings.index_dir}: {exc.strerror or exc}{where}; check QA_INDEX_DIR")
+        return 1
 
     import uvicorn
 
@@ -95,6 +156,7 @@ def run(settings: Settings) -> int:
     )
     config = uvicorn.Config(
         app,
+        http=_protocol_class(settings.body_read_timeout_s),
         log_level="warning",
         access_log=False,
         timeout_keep_alive=5,

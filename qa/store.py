@@ -44,6 +44,7 @@ BM25 = "bm25"
 SENTENCE_VECTORS = "sentences.npy"  # float16, one row per sentence
 SENTENCE_SPANS = "sentence_spans.npy"  # int64 (passage id, start, end), sorted by passage id
 LOCK = ".lock"
+SMALL_INDEX = 200_000  # below this many vectors FAISS searches in one thread
 
 SCHEMA = """
 CREATE TABLE documents (
@@ -377,6 +378,8 @@ class Collection:
                     )
         try:
             dense = faiss.read_index(str(path / FAISS))
+            if dense.ntotal < SMALL_INDEX:
+                faiss.omp_set_num_threads(1)  # one query over a small index: threads cost more than they save
             lexical = LexicalIndex.load(path / BM25)
             return cls(name, path, manifest, dense, lexical)
         except Exception as exc:
