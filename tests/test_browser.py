@@ -504,6 +504,11 @@ def test_document_text_is_never_html(
     index_dir = tmp_path / "index"
     service = QAService(make_settings(index_dir), embedder)
     service.index([folder], "xss")
+    # a document added through the write API can carry markup in its title and source too
+    service.add_text(
+        "xss", "feeding-log", f"Feeding log {IMG}",
+        "The keeper writes down the feeding times of the cats in a blue notebook.", f"ledger {IMG}",
+    )
     app = create_app(make_settings(index_dir, cors_origins=[embed.host]), service)
     with serve_in_thread(app) as api:
         question = "How many cats does the lighthouse keeper feed?"
@@ -535,6 +540,11 @@ def test_document_text_is_never_html(
         expect(middle.locator(".btn-context")).to_have_attribute("aria-expanded", "true")
         expect(middle.locator(".ctx-before p")).to_contain_text(f"at dawn. {IMG} {SCRIPT}")
         expect(middle.locator(".ctx-after p")).to_contain_text("<iframe src=javascript:alert(3)>")
+
+        ask(page, "Where does the keeper write down the feeding times?")
+        logged = page.locator(".card", has=page.locator(".card-title", has_text="Feeding log")).first
+        expect(logged.locator(".card-title")).to_contain_text(f"Feeding log {IMG}")
+        expect(logged.locator(".card-meta")).to_contain_text(f"ledger {IMG}")
         page.wait_for_timeout(500)  # give any injected handler (there must be none) time to fire
         assert page.evaluate(MARKUP_JS) == 0
     watch = page.watch  # type: ignore[attr-defined]
