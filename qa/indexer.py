@@ -41,7 +41,7 @@ from qa.store import (
 
 log = logging.getLogger("qa.indexer")
 
-SPLITTER_VERSION = 1
+SPLITTER_VERSION = 2
 UPLOADS = "uploads"
 
 Hook = Callable[[str], None]

@@ -183,9 +183,12 @@ def _fit(
 ) -> list[tuple[int, int]]:
     """Split a span at sentence boundaries (then words, then characters) to fit ``budget``."""
     s, e = span
-    if count([text[s:e]])[0] <= budget:
+    pieces = sentence_spans(text, s, e) or [span]
+    sizes = count([text[a:b] for a, b in pieces])
+    # word pieces add up across whitespace-separated sentences; one token of slack per
+    # boundary covers tokenizers that merge across it
+    if sum(sizes) + len(pieces) - 1 <= budget:
         return [span]
-    pieces = sentence_spans(text, s, e)
     if len(pieces) <= 1:
         pieces = [(m.start(), m.end()) for m in re.finditer(r"\S+", text[s:e])]
         pieces = [(s + a, s + b) for a, b in pieces]
@@ -198,7 +201,8 @@ def _fit(
         # the step assumes evenly dense text; a denser stretch ("aaaa!!!!") is cut again
         cuts = [(i, min(i + step, e)) for i in range(s, e, step)]
         return [piece for cut in cuts for piece in _fit(text, cut, count, budget)]
-    sizes = count([text[a:b] for a, b in pieces])
+    if len(sizes) != len(pieces):  # word pieces replaced a single sentence
+        sizes = count([text[a:b] for a, b in pieces])
     fitted: list[tuple[int, int]] = []
     fitted_sizes: list[int] = []
     for piece, size in zip(pieces, sizes):

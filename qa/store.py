@@ -378,8 +378,6 @@ class Collection:
                     )
         try:
             dense = faiss.read_index(str(path / FAISS))
-            if dense.ntotal < SMALL_INDEX:
-                faiss.omp_set_num_threads(1)  # one query over a small index: threads cost more than they save
             lexical = LexicalIndex.load(path / BM25)
             return cls(name, path, manifest, dense, lexical)
         except Exception as exc:
@@ -509,10 +507,16 @@ class Collection:
 
     def dense_search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` passage ids and cosine scores for each query vector."""
+        import faiss
+
         k = min(k, self.dense.ntotal)
         if k <= 0:
             empty = np.zeros((len(vectors), 0))
             return empty.astype(np.int64), empty.astype(np.float32)
+        if self.dense.ntotal < SMALL_INDEX:
+            # a few queries over a small index: OpenMP threads cost more than they save (the
+            # setting is per calling thread, and requests run on several)
+            faiss.omp_set_num_threads(1)
         scores, ids = self.dense.search(np.ascontiguousarray(vectors, dtype=np.float32), k)
         return ids, scores
 
