@@ -66,7 +66,8 @@ class AnswerParams:
     """How the answer sentence is chosen and when to abstain (calibrated; see README)."""
 
     sentence_passages: int = 5  # how many top passages' sentences compete
-    shortlist: int = 3  # sentences re-embedded on their own to pick the answer
+    shortlist: int = 3  # sentences re-embedded on their own to pick the answer...
+    shortlist_margin: float = 0.05  # ...among those within this of the best stored score
     rank_weight: float = 0.05  # bonus for sentences of higher-ranked passages
     highlight_margin: float = 0.08  # other sentences within this of the best are highlighted
     min_score: float = 0.38  # abstain below this (calibrated on the labelled article set; see README)
@@ -111,7 +112,8 @@ def choose_answer(
             candidates.append((index, span, float(value)))
     if not candidates:
         return None
-    shortlist = sorted(candidates, key=lambda c: -c[2])[: params.shortlist]
+    ranked = sorted(candidates, key=lambda c: -c[2])
+    shortlist = [c for c in ranked[: params.shortlist] if c[2] >= ranked[0][2] - params.shortlist_margin]
     texts = [passages[i].text[s:e] for i, (s, e), _ in shortlist]
     fresh = embedder.encode_queries(texts, cache=True) @ query.vector
     scored = [

@@ -40,7 +40,7 @@ class LexicalIndex:
     def __init__(self, bm25: object, ids: np.ndarray) -> None:
         self.bm25 = bm25
         self.ids = ids
-        self._row_of: dict[int, int] | None = None
+        self._row_of: np.ndarray | None = None
 
     @classmethod
     def build(cls, texts: Sequence[str], ids: np.ndarray) -> LexicalIndex:
@@ -93,8 +93,10 @@ class LexicalIndex:
         """Passage ids and scores of the best ``k`` matches with a positive score."""
         return self.top(self.scores(query, context), k)
 
-    def row_of(self) -> dict[int, int]:
-        """``{passage_id: row}``, built once."""
+    def rows(self, passage_ids: np.ndarray) -> np.ndarray:
+        """Row of each passage id (ids are unique; a lookup table is built once)."""
         if self._row_of is None:
-            self._row_of = {int(i): row for row, i in enumerate(self.ids)}
-        return self._row_of
+            table = np.full(int(self.ids.max()) + 1 if len(self.ids) else 0, -1, dtype=np.int64)
+            table[self.ids] = np.arange(len(self.ids))
+            self._row_of = table
+        return self._row_of[np.asarray(passage_ids, dtype=np.int64)]

@@ -156,12 +156,9 @@ class Retriever:
         dense_scores = {h.passage_id: h.dense for h in dense}
         missing = [i for i in candidates if i not in dense_scores]
         if missing:
-            vectors = self.collection.vectors(missing)
-            dense_scores.update(zip(missing, (vectors @ query.vector).tolist()))
-        row_of = self.collection.lexical.row_of()
-        lexical_scores = {i: float(all_lexical[row_of[i]]) for i in candidates}
+            dense_scores.update(zip(missing, (self.collection.vectors(missing) @ query.vector).tolist()))
         d = np.array([dense_scores[i] for i in candidates], dtype=np.float32)
-        b = np.array([lexical_scores[i] for i in candidates], dtype=np.float32)
+        b = all_lexical[self.collection.lexical.rows(np.array(candidates))].astype(np.float32)
         scale = _minmax if self.fusion.normalisation == "minmax" else _by_max
         fused = self.fusion.alpha * scale(d) + (1 - self.fusion.alpha) * scale(b)
         order = np.argsort(-fused, kind="stable")[:k]

@@ -333,6 +333,7 @@ class Collection:
         self.dense = dense
         self.lexical = lexical
         self._sentence_spans = _load_array(path / SENTENCE_SPANS)
+        self._sentence_keys = np.ascontiguousarray(self._sentence_spans[:, 0]) if len(self._sentence_spans) else np.zeros(0, dtype=np.int64)
         self._sentence_vectors = _load_array(path / SENTENCE_VECTORS)
         self._db = sqlite3.connect(f"file:{path / SQLITE}?mode=ro&immutable=1", uri=True, check_same_thread=False)
         self._db_lock = threading.Lock()
@@ -475,26 +476,22 @@ class Collection:
 
     def sentences(self, ids: Iterable[int]) -> dict[int, tuple[list[tuple[int, int]], np.ndarray]]:
         """``{passage_id: (spans, vectors)}`` of the passages' sentences (spans inside the passage)."""
+        wanted = np.fromiter((int(i) for i in ids), dtype=np.int64)
+        firsts = np.searchsorted(self._sentence_keys, wanted)
+        lasts = np.searchsorted(self._sentence_keys, wanted + 1)
         out: dict[int, tuple[list[tuple[int, int]], np.ndarray]] = {}
-        keys = self._sentence_spans[:, 0] if len(self._sentence_spans) else np.zeros(0, dtype=np.int64)
-        for passage_id in ids:
-            first, last = np.searchsorted(keys, [passage_id, passage_id + 1])
+        for passage_id, first, last in zip(wanted.tolist(), firsts.tolist(), lasts.tolist()):
             if last > first:
-                rows = self._sentence_spans[first:last]
-                out[int(passage_id)] = (
-                    [(int(a), int(b)) for a, b in rows[:, 1:]],
-                    np.asarray(self._sentence_vectors[first:last], dtype=np.float32),
-                )
+                spans = self._sentence_spans[first:last, 1:].tolist()
+                out[passage_id] = ([(a, b) for a, b in spans], self._sentence_vectors[first:last].astype(np.float32))
         return out
 
     def vectors(self, ids: Iterable[int]) -> np.ndarray:
         """Stored vectors of the given passage ids."""
-        wanted = [int(i) for i in ids]
-        dimension = self.dense.d
-        out = np.empty((len(wanted), dimension), dtype=np.float32)
-        for row, passage_id in enumerate(wanted):
-            out[row] = self.dense.reconstruct(passage_id)
-        return out
+        wanted = np.fromiter((int(i) for i in ids), dtype=np.int64)
+        if not len(wanted):
+            return np.zeros((0, self.dense.d), dtype=np.float32)
+        return self.dense.reconstruct_batch(wanted)
 
     def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """``(ids, vectors)`` of every passage, in the FAISS index's order."""

@@ -63,7 +63,6 @@ def main() -> None:
     dense_ids, dense_scores = collection.dense_search(vectors, depth)
     lexical = collection.lexical
     bm25 = [lexical.scores(t) for t in texts]
-    row_of = lexical.row_of()
     print(f"{len(texts)} queries encoded and searched in {time.perf_counter() - started:.1f} s")
 
     def run(
@@ -91,7 +90,7 @@ def main() -> None:
                 if missing:
                     d_map.update(zip(missing, (collection.vectors(missing) @ vectors[qi]).tolist()))
                 d = np.array([d_map[p] for p in union])
-                b = np.array([b_all[row_of[p]] for p in union])
+                b = b_all[lexical.rows(np.array(union))]
                 f = param * normalise(d, norm) + (1 - param) * normalise(b, norm)
                 fused = dict(zip(union, f.tolist()))
             if sentence_weight > 0:
