@@ -87,17 +87,6 @@
   --shadow: 0 18px 50px rgba(0, 0, 0, .5), 0 2px 8px rgba(0, 0, 0, .4);
   color-scheme: dark;
 }
-@media (prefers-color-scheme: dark) {
-  .root:not([data-theme="light"]) {
-    --bg: #15171c; --surface: #1c1f26; --surface-2: #262a33; --border: #2f3440; --border-strong: #424958;
-    --text: #e7e9ee; --muted: #a3acbb; --accent: #93a8ff; --accent-hover: #b0c0ff; --on-accent: #0f1424;
-    --accent-soft: #222a45; --ring: rgba(147, 168, 255, .35);
-    --mark-answer: #6a5310; --mark-answer-text: #fff6d6; --mark-hl: #2d3a68; --mark-cite: #3a3318;
-    --danger: #ff9b94; --danger-soft: #3b1e20; --danger-border: #5e2c2f;
-    --shadow: 0 18px 50px rgba(0, 0, 0, .5), 0 2px 8px rgba(0, 0, 0, .4);
-    color-scheme: dark;
-  }
-}
 
 button, textarea { font: inherit; color: inherit; letter-spacing: inherit; }
 button { cursor: pointer; border: 0; background: none; padding: 0; margin: 0; }
@@ -585,6 +574,16 @@ textarea:focus-visible { outline: none; }
       this.storageKey = `qa-docs-chat:v1:${this.endpoint}|${this.collection}`;
     }
 
+    /** Resolve the theme to light or dark; "auto" follows prefers-color-scheme as it changes. */
+    _followColorScheme() {
+      const query = this.theme === "auto" && window.matchMedia ? window.matchMedia("(prefers-color-scheme: dark)") : null;
+      const apply = () => {
+        this.$.root.dataset.theme = this.theme === "dark" || (query && query.matches) ? "dark" : "light";
+      };
+      apply();
+      if (query) query.addEventListener("change", apply);
+    }
+
     _build() {
       const shadow = this.attachShadow({ mode: "open" });
       const style = document.createElement("style");
@@ -604,7 +603,7 @@ textarea:focus-visible { outline: none; }
       };
       const r = this.$;
       r.root.dataset.mode = this.mode;
-      r.root.dataset.theme = this.theme;
+      this._followColorScheme();
       r.root.dataset.open = "false";
       if (this.mode === "launcher") {
         r.panel.setAttribute("role", "dialog");
