@@ -59,6 +59,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 import httpx
+from loadtest import percentile  # scripts/loadtest.py: same interpolation as the load test
 
 SHARED = Path(os.environ.get("QA_SHARED_DIR", ROOT.parent / "shared"))
 SCIFACT = SHARED / "datasets" / "scifact"
@@ -83,17 +84,6 @@ SEED_WARMUP = [  # warm-up questions on the seed article that are not in the lab
 
 
 # --------------------------------------------------------------------------- statistics
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The ``q``-th percentile (0-100), linear interpolation (numpy's default)."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def latency_stats(latencies_ms: list[float], wall_s: float, errors: int = 0) -> dict[str, float]:

@@ -7,6 +7,7 @@ From ONE run, into a fresh temporary index folder:
    late-chunked sentence vectors, FAISS + BM25 + SQLite + manifest), wall time with the
    model already loaded, and its stage breakdown (``IndexReport.seconds``);
 2. a bare ``SentenceTransformer.encode(texts, batch_size=32, normalize_embeddings=True)``
+   (sentence-transformers' own default batch; the pipeline runs at ours, ``QA_BATCH_SIZE``)
    over the very same embedding inputs (title + "\\n" + passage text, read back from the
    built collection and checked against each passage's stored ``embed_hash``);
 3. their throughput ratio (target: pipeline >= 0.95x bare), peak memory (maxrss) after
@@ -123,7 +124,7 @@ def timed_bare(model: Any, texts: list[str], batch_size: int) -> tuple[Any, floa
 
 def run(
     corpus: Path, limit: int | None, batch_size: int, loads: int, keep: bool, threads: int | None = None,
-    bracket: bool = False,
+    bracket: bool = False, pipeline_batch_size: int | None = None,
 ) -> dict[str, Any]:
     import numpy as np
 
@@ -150,7 +151,8 @@ def run(
             with corpus.open(encoding="utf-8") as handle:
                 documents_in = sum(1 for line in handle if line.strip())
 
-        settings = Settings(index_dir=scratch / "index", batch_size=batch_size, threads=threads)
+        overrides: dict[str, Any] = {"batch_size": pipeline_batch_size} if pipeline_batch_size else {}
+        settings = Settings(index_dir=scratch / "index", threads=threads, **overrides)
         load_avg_start = os.getloadavg()
         rss_start = maxrss_mb()
 
@@ -230,6 +232,7 @@ def run(
             "sentences": int(collection._sentence_spans.shape[0]),
             "skipped": len(report.skipped),
             "batch_size": batch_size,
+            "pipeline_batch_size": settings.batch_size,
             "machine": {
                 "cpus": os.cpu_count(),
                 "torch_threads": torch.get_num_threads(),
@@ -299,7 +302,8 @@ def markdown(r: dict[str, Any]) -> str:
         "# Indexing benchmark (scripts/bench_index.py)",
         "",
         (f"Corpus `{r['corpus']}` ({scope}): {r['documents']:,} documents -> {r['passages']:,} passages, "
-        f"{r['sentences']:,} sentences; {r['skipped']} skipped. Batch size {r['batch_size']}."),
+        f"{r['sentences']:,} sentences; {r['skipped']} skipped. Batch size: pipeline {r.get('pipeline_batch_size', r['batch_size'])}, "
+        f"bare {r['batch_size']}."),
         (f"Machine: {m['cpus']} CPUs (shared), torch {m['torch']} with {m['torch_threads']} threads, "
         f"sentence-transformers {m['sentence_transformers']}, Python {m['python']}; load average "
         f"{m['load_avg_start'][0]} at start, {m['load_avg_end'][0]} at end. "
@@ -363,7 +367,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, default=SCIFACT, help="a BEIR corpus.jsonl (default: SciFact)")
     parser.add_argument("--limit", type=int, default=None, help="index only the first N documents")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=32, help="the bare encode's batch (default: 32, "
+                        "sentence-transformers' own default)")
+    parser.add_argument("--pipeline-batch-size", type=int, default=None,
+                        help="the pipeline's batch (default: QA_BATCH_SIZE or the package default)")
     parser.add_argument("--loads", type=int, default=5, help="Collection.load repetitions (median)")
     parser.add_argument("--threads", type=int, help="torch threads for both runs (QA_THREADS; default: torch's). "
                         "1 is far less sensitive to other jobs on a shared machine")
@@ -375,7 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.corpus.is_file():
         parser.error(f"{args.corpus} does not exist")
-    result = run(args.corpus, args.limit, args.batch_size, args.loads, args.keep, args.threads, args.bracket)
+    result = run(args.corpus, args.limit, args.batch_size, args.loads, args.keep, args.threads, args.bracket,
+                 args.pipeline_batch_size)
     text = markdown(result)
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
