@@ -248,7 +248,7 @@ def collections(
         )
 
 
-from qa.eval_cli import eval_command  # noqa: E402
+from qa.eval_cli import eval_command
 
 app.command("eval")(eval_command)
 

@@ -127,7 +127,7 @@ def read_text(path: Path, doc_id: str, data: bytes) -> Document:
     return Document(doc_id, title[:300], str(path), text, "text", body_start=end)
 
 
-_FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---[ \t]*(\n|\Z)", re.S)
+_FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---[ \t]*(\n|\Z)", re.DOTALL)
 
 
 def read_markdown(path: Path, doc_id: str, data: bytes) -> Document:
@@ -137,7 +137,7 @@ def read_markdown(path: Path, doc_id: str, data: bytes) -> Document:
     front = _FRONT_MATTER.match(text)
     if front:
         start = front.end()
-        found = re.search(r"^title:\s*['\"]?(.+?)['\"]?\s*$", front.group(1), re.M)
+        found = re.search(r"^title:\s*['\"]?(.+?)['\"]?\s*$", front.group(1), re.MULTILINE)
         title = found.group(1) if found else ""
     line, end = _first_line(text, start)
     if not title:
@@ -150,10 +150,12 @@ def read_markdown(path: Path, doc_id: str, data: bytes) -> Document:
     return Document(doc_id, title.strip()[:300], str(path), text, "markdown", body_start=start)
 
 
-_BLOCK_TAGS = (
-    "p div section article main header footer aside nav h1 h2 h3 h4 h5 h6 ul ol li dl dt dd "
-    "table thead tbody tr td th blockquote pre figure figcaption address hr form fieldset"
-).split()
+_BLOCK_TAGS = [
+    "p", "div", "section", "article", "main", "header", "footer", "aside", "nav", "h1", "h2",
+    "h3", "h4", "h5", "h6", "ul", "ol", "li", "dl", "dt", "dd", "table", "thead", "tbody",
+    "tr", "td", "th", "blockquote", "pre", "figure", "figcaption", "address", "hr", "form",
+    "fieldset",
+]
 _DROP_TAGS = ["script", "style", "noscript", "template", "nav", "footer", "aside", "svg", "head"]
 
 
@@ -217,7 +219,7 @@ def read_pdf(path: Path, doc_id: str, data: bytes) -> Document:
                     raise Skip(source, "encrypted PDF (needs a password)")
             except Skip:
                 raise
-            except Exception:
+            except Exception:  # noqa: BLE001 - pypdf's decryption errors vary by cipher
                 raise Skip(source, "encrypted PDF (needs a password)") from None
         pages_text = [normalise_newlines(page.extract_text() or "") for page in reader.pages]
         meta_title = ((reader.metadata or {}).get("/Title") or "").strip()
@@ -225,7 +227,7 @@ def read_pdf(path: Path, doc_id: str, data: bytes) -> Document:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
         raise Skip(source, f"unreadable PDF ({exc.__class__.__name__}: {exc})") from None
-    except Exception as exc:  # pypdf raises a wide range of errors on broken files
+    except Exception as exc:  # noqa: BLE001 - pypdf raises a wide range of errors on broken files
         raise Skip(source, f"unreadable PDF ({exc.__class__.__name__})") from None
     if not any(part.strip() for part in pages_text):
         raise Skip(source, "PDF has no text layer (scanned images?); run OCR on it first")

@@ -331,7 +331,7 @@ class Embedder:
                     quantize=backend == "onnx-int8", threads=self.threads,
                 )
                 return encoder.encode, "onnx-int8" if backend == "onnx-int8" else "onnx"
-            except Exception as exc:  # noqa: BLE001 - any failure falls back to torch
+            except Exception as exc:
                 if backend != "auto":
                     raise ModelError(f"the ONNX query backend failed: {exc}") from exc
                 log.info("ONNX query encoder unavailable (%s); using torch", exc)

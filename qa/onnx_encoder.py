@@ -120,7 +120,7 @@ class OnnxEncoder:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception:  # a damaged cache file: export again
+        except Exception:  # noqa: BLE001 - a damaged cache file: export again
             path.unlink(missing_ok=True)
             export(model_dir, path, quantize)
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

@@ -14,12 +14,25 @@ from pathlib import Path
 from qa.answer import AnswerParams, Reply, build_reply
 from qa.chat import Turn, build_query
 from qa.config import Settings, validate_collection_name
-from qa.documents import SUPPORTED_SUFFIXES, Skip, UnsafePath, parse_bytes, read_jsonl_bytes, safe_relative_path
+from qa.documents import (
+    SUPPORTED_SUFFIXES,
+    Skip,
+    UnsafePath,
+    parse_bytes,
+    read_jsonl_bytes,
+    safe_relative_path,
+)
 from qa.embedder import Embedder
 from qa.indexer import Indexer, IndexReport
 from qa.rerank import CrossEncoderReranker
 from qa.retriever import FusionParams, Mode, Retriever
-from qa.store import Collection, CollectionNotFound, StoreError, current_generation, list_collections
+from qa.store import (
+    Collection,
+    CollectionNotFound,
+    StoreError,
+    current_generation,
+    list_collections,
+)
 
 log = logging.getLogger("qa.service")
 

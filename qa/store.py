@@ -381,7 +381,7 @@ class Collection:
             dense = faiss.read_index(str(path / FAISS))
             lexical = LexicalIndex.load(path / BM25)
             return cls(name, path, manifest, dense, lexical)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure to load is reported as a damaged store
             raise StoreError(f"collection {name!r} could not be loaded: {exc}; rebuild it with `qa index --full`") from None
 
     def close(self) -> None:

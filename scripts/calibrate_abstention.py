@@ -49,7 +49,7 @@ def main() -> None:
     print("| bar | false abstain | false answer | accuracy |")
     print("|---|---|---|---|")
     rows = []
-    for step in range(0, 101):
+    for step in range(101):
         bar = step / 100
         false_abstain = sum(1 for s, a, _ in scored if a and s < bar) / max(1, answerable_n)
         false_answer = sum(1 for s, a, _ in scored if not a and s >= bar) / max(1, unanswerable_n)

@@ -277,8 +277,10 @@ async def drive(
 
 def format_report(report: Report) -> str:
     lines = [
-        f"{report.clients} clients, {report.duration_s:.1f} s, {report.requests} requests, "
-        f"{report.errors} errors",
+        (
+            f"{report.clients} clients, {report.duration_s:.1f} s, {report.requests} requests, "
+            f"{report.errors} errors"
+        ),
         "",
         f"{'endpoint':<12} {'requests':>9} {'req/s':>8} {'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9} {'max ms':>9} {'errors':>7}",
     ]

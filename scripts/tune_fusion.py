@@ -17,7 +17,7 @@ from pathlib import Path
 
 import ir_measures
 import numpy as np
-from ir_measures import nDCG, R
+from ir_measures import R, nDCG
 
 from qa.config import Settings
 from qa.evaluation import ensure_collection, load_beir
@@ -139,7 +139,7 @@ def main() -> None:
             ("convex", a, n, c)
             for a, n, c in itertools.product([0.3, 0.4, 0.5, 0.6, 0.7], ["minmax", "zscore", "max"], [50, 100, 200])
         ]
-    print(f"| split | method | param | normalisation | candidates | nDCG@10 | Recall@100 |")
+    print("| split | method | param | normalisation | candidates | nDCG@10 | Recall@100 |")
     print("|---|---|---|---|---|---|---|")
     for method, param, norm, candidates in settings:
         metrics = run(method, param, norm, candidates)

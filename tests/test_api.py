@@ -14,7 +14,7 @@ from qa.api import create_app
 from qa.config import Settings
 from qa.service import QAService
 from tests.conftest import make_settings
-from tests.helpers import SEED_FILE, SEED_TITLE, serve_in_thread
+from tests.helpers import SEED_FILE, SEED_TITLE
 
 QUESTION = "How many cities does the G60 corridor connect?"
 

@@ -34,7 +34,7 @@ if not CHROMIUM.exists():
         raise RuntimeError("Chromium is not installed at /usr/bin/chromium; .ci/run installs it with apt")
     pytest.skip("Chromium is not installed at /usr/bin/chromium", allow_module_level=True)
 pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import (  # noqa: E402
+from playwright.sync_api import (
     Browser,
     BrowserContext,
     Locator,
@@ -125,7 +125,7 @@ def page(context: BrowserContext) -> Iterator[Page]:
 
 
 class _PagesHandler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         pages: dict[str, str] = self.server.pages  # type: ignore[attr-defined]
         body = pages.get(self.path.split("?")[0])
         if body is None:
@@ -138,7 +138,7 @@ class _PagesHandler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 

@@ -40,11 +40,11 @@ COLLECTION = "c"
 KEPT, GONE, NEW = 10, 4, 52  # files; every file has PARAGRAPHS paragraphs (one passage each)
 PARAGRAPHS = 10
 
-ADJECTIVES = "amber brittle coastal dusty eastern frozen gilded hollow iron jagged lunar misty northern olive".split()
-NOUNS = "bridge lantern orchard quarry beacon granary mill ferry tannery foundry vineyard aqueduct".split()
-PLACES = "Arlen Brisk Corvel Dunmar Elsby Farrow Glenn Harth Islay Jorvik Kestle Lorne Marrow".split()
-VERBS = "repaired inspected painted rebuilt measured surveyed guarded cleaned mapped restored".split()
-AGENTS = "masons clerks sailors weavers farmers engineers monks carters potters pilots".split()
+ADJECTIVES = ["amber", "brittle", "coastal", "dusty", "eastern", "frozen", "gilded", "hollow", "iron", "jagged", "lunar", "misty", "northern", "olive"]
+NOUNS = ["bridge", "lantern", "orchard", "quarry", "beacon", "granary", "mill", "ferry", "tannery", "foundry", "vineyard", "aqueduct"]
+PLACES = ["Arlen", "Brisk", "Corvel", "Dunmar", "Elsby", "Farrow", "Glenn", "Harth", "Islay", "Jorvik", "Kestle", "Lorne", "Marrow"]
+VERBS = ["repaired", "inspected", "painted", "rebuilt", "measured", "surveyed", "guarded", "cleaned", "mapped", "restored"]
+AGENTS = ["masons", "clerks", "sailors", "weavers", "farmers", "engineers", "monks", "carters", "potters", "pilots"]
 
 
 def paragraph(rng: random.Random, serial: str) -> str:
@@ -210,7 +210,7 @@ def check_loads_and_answers(lab: Lab, embedder: Embedder, kill: Kill) -> State:
 def leftovers(lab: Lab) -> list[str]:
     return sorted(
         p.name for p in lab.directory.iterdir()
-        if p.name.startswith((".building-", f"CURRENT.tmp")) or (p.name.startswith("gen-") and p.is_dir())
+        if p.name.startswith((".building-", "CURRENT.tmp")) or (p.name.startswith("gen-") and p.is_dir())
     )
 
 

@@ -13,8 +13,10 @@ from qa.embedder import Embedder, ModelError, resolve_model_path
 TEXTS = [
     "How many cities does the G60 corridor connect?",
     "Haier",
-    "The district offers talents subsidies ranging from around 670 yuan to 4,500 yuan per month "
-    "to ensure that the rental expense is around 10 percent of their salary.",
+    (
+        "The district offers talents subsidies ranging from around 670 yuan to 4,500 yuan per month "
+        "to ensure that the rental expense is around 10 percent of their salary."
+    ),
 ]
 
 

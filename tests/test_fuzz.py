@@ -107,38 +107,42 @@ def test_schemathesis_over_the_openapi_schema(fuzz_app: Any) -> None:
     operations = [result.ok() for result in schema.get_all_operations()]
     assert set(BUDGET) <= {op.label for op in operations}
 
+    def fuzz_operation(operation: Any, mode: GenerationMode, key_name: str, key: str | None) -> None:
+        """Generate requests for one operation, mode and key; record statuses and failures."""
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        run = f"{operation.label} {mode.value} {key_name}".strip()
+        budget = BUDGET.get(operation.label, DEFAULT_BUDGET)
+
+        @settings(
+            max_examples=budget if key != WRONG_KEY else budget // 2,
+            derandomize=True, database=None, deadline=None, phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(case=operation.as_strategy(generation_mode=mode))
+        def fuzz(case: Any) -> None:
+            requests[run] += 1
+            try:
+                response = case.call(headers=headers)
+            except Exception as exc:  # noqa: BLE001 - an exception escaping the app is a 500
+                failures.append(f"{run}: {type(exc).__name__}: {exc}\n  {case.as_curl_command()}")
+                return
+            statuses[(operation.label, response.status_code)] += 1
+            problem = check_response(response, case)
+            if problem:
+                failures.append(f"{run}: {problem}\n  {case.as_curl_command()}")
+            if key == WRONG_KEY and response.status_code not in {400, 401, 404, 405, 413, 415, 422}:
+                failures.append(f"{run}: a wrong key got {response.status_code}\n  {case.as_curl_command()}")
+
+        try:
+            fuzz()
+        except Unsatisfiable:
+            pass  # nothing to negate (no parameters, or only free-form strings)
+
     for operation in operations:
         keys = {"valid key": KEY, "wrong key": WRONG_KEY} if is_write(operation.label) else {"": None}
-        budget = BUDGET.get(operation.label, DEFAULT_BUDGET)
         for key_name, key in keys.items():
-            headers = {"Authorization": f"Bearer {key}"} if key else {}
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-                run = f"{operation.label} {mode.value} {key_name}".strip()
-
-                @settings(
-                    max_examples=budget if key != WRONG_KEY else budget // 2,
-                    derandomize=True, database=None, deadline=None, phases=[Phase.explicit, Phase.generate],
-                    suppress_health_check=list(HealthCheck),
-                )
-                @given(case=operation.as_strategy(generation_mode=mode))
-                def fuzz(case: Any) -> None:
-                    requests[run] += 1
-                    try:
-                        response = case.call(headers=headers)
-                    except Exception as exc:  # noqa: BLE001 - an exception escaping the app is a 500
-                        failures.append(f"{run}: {type(exc).__name__}: {exc}\n  {case.as_curl_command()}")
-                        return
-                    statuses[(operation.label, response.status_code)] += 1
-                    problem = check_response(response, case)
-                    if problem:
-                        failures.append(f"{run}: {problem}\n  {case.as_curl_command()}")
-                    if key == WRONG_KEY and response.status_code not in {400, 401, 404, 405, 413, 415, 422}:
-                        failures.append(f"{run}: a wrong key got {response.status_code}\n  {case.as_curl_command()}")
-
-                try:
-                    fuzz()
-                except Unsatisfiable:
-                    pass  # nothing to negate (no parameters, or only free-form strings)
+                fuzz_operation(operation, mode, key_name, key)
 
     total = sum(requests.values())
     print(f"\nschemathesis: {total} requests over {len(operations)} operations")

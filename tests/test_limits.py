@@ -72,7 +72,7 @@ def metric(text: str, name: str, **labels: str) -> float:
     """The value of one Prometheus sample (0 when absent)."""
     total = 0.0
     for line in text.splitlines():
-        if line.startswith(name + "{") or line.startswith(name + " "):
+        if line.startswith((name + "{", name + " ")):
             found = dict(re.findall(r'(\w+)="([^"]*)"', line[: line.rindex("}")])) if "{" in line else {}
             if all(found.get(k) == v for k, v in labels.items()):
                 total += float(line.rsplit(" ", 1)[1])

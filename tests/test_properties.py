@@ -17,7 +17,13 @@ from hypothesis import strategies as st
 
 from qa.documents import Document, Skip, parse_bytes
 from qa.embedder import Embedder
-from qa.passages import Passage, layout, split_document, title_for_embedding, whitespace_token_counter
+from qa.passages import (
+    Passage,
+    layout,
+    split_document,
+    title_for_embedding,
+    whitespace_token_counter,
+)
 from qa.sentences import sentence_spans
 
 EXAMPLES = int(os.environ.get("QA_HYPOTHESIS_EXAMPLES", "300"))

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 
 def start(index_dir: Path, *args: str, **env: str) -> subprocess.Popen[str]:
@@ -64,8 +63,7 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         result = subprocess.run(
             [sys.executable, "-m", "qa", "serve", "--port", str(port)], capture_output=True, text=True,
-            env={**os.environ, "QA_INDEX_DIR": str(tmp_path)}, timeout=120,
-        )
+            env={**os.environ, "QA_INDEX_DIR": str(tmp_path)}, timeout=120, check=False)
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "--port" in result.stderr
 
@@ -73,8 +71,7 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
 def test_unknown_collection_exits_2(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "qa", "serve", "--port", "0", "--collection", "missing"], capture_output=True,
-        text=True, env={**os.environ, "QA_INDEX_DIR": str(tmp_path)}, timeout=120,
-    )
+        text=True, env={**os.environ, "QA_INDEX_DIR": str(tmp_path)}, timeout=120, check=False)
     assert result.returncode == 2
     assert "unknown collection 'missing'" in result.stderr
 
@@ -82,7 +79,6 @@ def test_unknown_collection_exits_2(tmp_path: Path) -> None:
 def test_bad_model_folder_exits_with_message(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "qa", "serve", "--port", "0", "--model", str(tmp_path / "nope")], capture_output=True,
-        text=True, env={**os.environ, "QA_INDEX_DIR": str(tmp_path)}, timeout=120,
-    )
+        text=True, env={**os.environ, "QA_INDEX_DIR": str(tmp_path)}, timeout=120, check=False)
     assert result.returncode == 2
     assert "model folder" in result.stderr and "does not exist" in result.stderr

@@ -13,7 +13,14 @@ from qa.config import Settings
 from qa.embedder import Embedder
 from qa.indexer import Indexer
 from qa.service import QAService
-from qa.store import FORMAT_VERSION, BusyError, Collection, StoreError, current_generation, writer_lock
+from qa.store import (
+    FORMAT_VERSION,
+    BusyError,
+    Collection,
+    StoreError,
+    current_generation,
+    writer_lock,
+)
 from tests.helpers import CORPUS, SEED_FILE
 
 
@@ -112,10 +119,8 @@ def test_newer_format_is_refused(tmp_path: Path, seed_settings: Settings) -> Non
 
 
 def test_second_writer_is_told_busy(tmp_path: Path) -> None:
-    with writer_lock(tmp_path / "c"):
-        with pytest.raises(BusyError, match="another writer"):
-            with writer_lock(tmp_path / "c"):
-                pass
+    with writer_lock(tmp_path / "c"), pytest.raises(BusyError, match="another writer"), writer_lock(tmp_path / "c"):
+        pass
 
 
 def test_no_pickle_in_the_index(seed_settings: Settings) -> None:

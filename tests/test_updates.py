@@ -115,8 +115,7 @@ def test_add_change_delete_rename_then_reindex(
     env = {**os.environ, "QA_INDEX_DIR": str(settings.index_dir), "QA_THREADS": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "qa", "index", str(folder), "--collection", "c"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
-    )
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stderr
     assert "2 added, 1 updated, 2 removed, 2 unchanged" in result.stdout, result.stdout
     # only the new paragraph of b and the two of f.txt were embedded; b's other paragraphs
@@ -177,7 +176,7 @@ def test_add_change_delete_rename_then_reindex(
     # --full rebuilds everything: every passage embedded again, and no id is recycled
     full = Indexer(settings, embedder).index_paths("c", [folder], full=True)
     assert full.full_rebuild and full.embedded == full.passages == 11 and full.reused_vectors == 0
-    assert full.generation != after.generation == sorted(names)[-1]
+    assert full.generation != after.generation == max(names)
     rebuilt = Collection.load(directory)
     rebuilt_ids = _assert_consistent(rebuilt)
     assert rebuilt_ids.isdisjoint(live | gone), "a rebuild must not give an old passage id to another passage"
