@@ -42,7 +42,8 @@ _REFERENCES = {
     "he", "him", "his", "she", "her", "hers", "there", "then", "such", "same", "former", "latter",
     "above", "else", "other", "others", "another", "more", "also", "too", "one", "ones",
 }
-_OPENERS = ("and ", "but ", "what about", "how about", "and what", "so ", "why", "which one", "which of")
+# Openings that continue the conversation, matched as whole words ("so" is not "Songjiang").
+_OPENERS = ("and", "but", "what about", "how about", "so", "why", "which one", "which of")
 _STOPWORDS = {
     "a", "an", "the", "is", "are", "was", "were", "be", "been", "do", "does", "did", "what", "which",
     "who", "whom", "whose", "when", "where", "why", "how", "many", "much", "of", "in", "on", "at", "to",
@@ -61,8 +62,8 @@ def needs_context(question: str, params: FollowUpParams = FollowUpParams()) -> b
     words = _words(question)
     if not words:
         return False
-    lowered = " ".join(words)
-    if any(lowered.startswith(opener.strip()) for opener in _OPENERS if opener.strip()):
+    opening = " ".join(words) + " "
+    if any(opening.startswith(opener + " ") for opener in _OPENERS):
         return True
     if any(w.replace("\u2019", "'") in _REFERENCES for w in words):
         return True

@@ -46,6 +46,12 @@ def test_answer_is_the_sentence_that_answers(seed_service: QAService) -> None:
         ("What about Anhui?", True),
         ("What brand is the Haier factory in Songjiang for?", False),
         ("How many industrial companies in Songjiang have yearly revenue over 20 million yuan?", False),
+        ("So which of them are in Anhui?", True),
+        ("Why?", True),
+        # openers are whole words: a question that merely starts with the same letters stands alone
+        ("Songjiang's fiscal revenue grew by how much between 2016 and 2020?", False),
+        ("Android phones: does the Haier factory in Songjiang make any?", False),
+        ("Butterfly valves made by Shanghai Haier Laundry Electric Appliance?", False),
     ],
 )
 def test_needs_context(question: str, expected: bool) -> None:
