@@ -32,6 +32,7 @@ from qa.store import (
     StoreError,
     current_generation,
     list_collections,
+    write_atomic,
 )
 
 log = logging.getLogger("qa.service")
@@ -56,14 +57,10 @@ class UnknownDocument(LookupError):
     """A document id that the collection does not hold."""
 
 
-def _write_atomic(target: Path, data: bytes) -> None:
+def _save_upload(target: Path, data: bytes) -> None:
+    """Keep an uploaded document as a file (hidden ``.tmp`` name until complete)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.tmp{os.getpid()}")
-    with temporary.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, target)
+    write_atomic(target, data, target.with_name(f".{target.name}.tmp{os.getpid()}"))
 
 
 class QAService:
@@ -157,11 +154,7 @@ class QAService:
             raise Skip(name, f"unsupported file type {target.suffix or '(none)'!r}; send .txt, .md, .html or .pdf")
         document_id = target.relative_to(uploads.resolve()).as_posix()
         document = parse_bytes(target, document_id, data)  # raises Skip before anything is written
-
-        def save(previous: Collection | None) -> None:
-            _write_atomic(target, data)
-
-        return self.indexer.upsert(collection, [document], locked=save)
+        return self.indexer.upsert(collection, [document], locked=lambda _previous: _save_upload(target, data))
 
     def add_text(self, collection: str, document_id: str, title: str, text: str, source: str | None) -> IndexReport:
         """Add or replace a document given as text; it is kept as a one-line JSONL file."""
@@ -172,11 +165,7 @@ class QAService:
         documents = [d for d in read_jsonl_bytes(target, line)]
         if not documents:
             raise Skip(document_id, "empty document (no title and no text)")
-
-        def save(previous: Collection | None) -> None:
-            _write_atomic(target, line)
-
-        return self.indexer.upsert(collection, documents, locked=save)
+        return self.indexer.upsert(collection, documents, locked=lambda _previous: _save_upload(target, line))
 
     def delete_document(self, collection: str, document_id: str) -> IndexReport:
         """Remove a document from the index (and its file, when it was uploaded through the API)."""

@@ -149,6 +149,16 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def write_atomic(target: Path, data: bytes, temporary: Path) -> None:
+    """Replace ``target`` with ``data`` all at once: write ``temporary``, fsync, rename, fsync the folder."""
+    with temporary.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, target)
+    _fsync_dir(target.parent)
+
+
 def _fsync_tree(path: Path) -> None:
     for file in sorted(path.rglob("*")):
         if file.is_file():
@@ -309,12 +319,7 @@ def write_generation(collection_dir: Path, data: GenerationData, hook: Any = Non
     _fsync_dir(collection_dir)
     step("switch")
     pointer = collection_dir / f"{CURRENT}.tmp.{os.getpid()}"
-    with pointer.open("w", encoding="utf-8") as handle:
-        handle.write(name + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(pointer, collection_dir / CURRENT)
-    _fsync_dir(collection_dir)
+    write_atomic(collection_dir / CURRENT, (name + "\n").encode(), pointer)
     step("switched")
     clean_leftovers(collection_dir)
     return name
