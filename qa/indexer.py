@@ -335,7 +335,7 @@ class Indexer:
         kept_docs = list(previous.iter_documents(sorted(kept))) if previous and kept else []
         kept_docs = [relocated.get(d.id, d) for d in kept_docs]
         kept_passages = previous.passages_of(sorted(kept)) if previous and kept else []
-        kept_vectors = _kept_vectors(previous, [p.id for p in kept_passages]) if kept_passages else None
+        kept_vectors = previous.vectors(p.id for p in kept_passages) if previous and kept_passages else None
         rows: list[PassageRow] = list(kept_passages)
         new_vectors = []
         sentence_spans: list[tuple[int, int, int]] = []
@@ -450,12 +450,6 @@ def _sentences(text: str) -> list[tuple[int, int]]:
 def _shift(spans: list[tuple[int, int]], offset: int) -> list[tuple[int, int]]:
     """Spans inside the passage moved into the embedded text (the passage is its suffix)."""
     return [(start + offset, end + offset) for start, end in spans]
-
-
-def _kept_vectors(previous: Collection, ids: list[int]) -> np.ndarray:
-    all_ids, all_vectors = previous.all_vectors()
-    position = {int(i): row for row, i in enumerate(all_ids)}
-    return all_vectors[[position[i] for i in ids]]
 
 
 def _bar(enabled: bool, total: int | None, label: str, unit: str) -> Any:
