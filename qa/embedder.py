@@ -131,7 +131,7 @@ class Embedder:
         self.cache_dir = cache_dir
         self._lock = threading.Lock()
         self._query_lock = threading.Lock()
-        self._onnx: Any = None
+        self._query_encode: Callable[[list[str]], np.ndarray] | None = None
         self._resolved_backend = ""
         self._batcher = _Batcher(self._encode_query_batch)
         self.cache_size = 20_000
@@ -316,9 +316,9 @@ class Embedder:
 
     def _query_encoder(self) -> Callable[[list[str]], np.ndarray]:
         with self._query_lock:
-            if self._onnx is None:
-                self._onnx, self._resolved_backend = self._load_query_encoder()
-        return self._onnx
+            if self._query_encode is None:
+                self._query_encode, self._resolved_backend = self._load_query_encoder()
+        return self._query_encode
 
     def _load_query_encoder(self) -> tuple[Callable[[list[str]], np.ndarray], str]:
         backend = self.query_backend
@@ -343,7 +343,7 @@ class Embedder:
     @property
     def is_warm(self) -> bool:
         """True once the query encoder is loaded."""
-        return self._onnx is not None
+        return self._query_encode is not None
 
     def warm_up(self) -> None:
         """Load the query encoder and run it once so the first real request is not slow."""

@@ -14,22 +14,13 @@ import json
 import logging
 import os
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 log = logging.getLogger("qa.onnx")
-
-SUPPORTED_MODULES = {
-    "sentence_transformers.models.Transformer",
-    "sentence_transformers.models.Pooling",
-    "sentence_transformers.models.Normalize",
-    "sentence_transformers.base.modules.Transformer",
-    "sentence_transformers.sentence_transformer.modules.Pooling",
-    "sentence_transformers.sentence_transformer.modules.Normalize",
-}
-
 
 class OnnxUnsupported(Exception):
     """The model can't be served through ONNX; use the torch backend."""
@@ -69,8 +60,6 @@ def export(model_dir: Path, target: Path, quantize: bool = False) -> Path:
 
         def forward(self, *inputs: Any) -> Any:
             return self.inner(**dict(zip(names, inputs))).last_hidden_state
-
-    import warnings
 
     sample = tuple(torch.ones((1, 4), dtype=torch.long) for _ in names)
     target.parent.mkdir(parents=True, exist_ok=True)
