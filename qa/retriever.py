@@ -87,13 +87,14 @@ class Retriever:
         """The best ``k`` passages, best first."""
         if isinstance(query, str):
             query = self.query(query)
+        wanted = max(k, self.reranker_top_n if self.reranker else 0)
         if self.mode == "dense":
-            hits = self._dense(query, max(k, self.reranker_top_n if self.reranker else 0))
+            hits = self._dense(query, wanted)
         elif self.mode == "bm25":
-            hits = self._bm25(query, max(k, self.reranker_top_n if self.reranker else 0))
+            hits = self._bm25(query, wanted)
         else:
             depth = self.fusion.sentence_depth if self.fusion.sentence_weight > 0 else 0
-            hits = self._hybrid(query, max(k, depth, self.reranker_top_n if self.reranker else 0))
+            hits = self._hybrid(query, max(wanted, depth))
             if self.fusion.sentence_weight > 0:
                 hits = self._by_sentences(query, hits, depth)
         if self.reranker is not None:
