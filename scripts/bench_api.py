@@ -59,7 +59,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 import httpx
-from loadtest import percentile  # scripts/loadtest.py: same interpolation as the load test
+from loadtest import percentile, stop_server  # scripts/loadtest.py: shared with the load test
 
 SHARED = Path(os.environ.get("QA_SHARED_DIR", ROOT.parent / "shared"))
 SCIFACT = SHARED / "datasets" / "scifact"
@@ -209,13 +209,7 @@ def serve(name: str, index_dir: Path, collection: str, extra_env: dict[str, str]
             time.sleep(0.5)
         yield server
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_server(process)
         handle.close()
 
 

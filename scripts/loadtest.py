@@ -374,16 +374,21 @@ def own_server(index_dir: Path | None, extra_env: dict[str, str]) -> Iterator[tu
                 raise SystemExit("error: qa serve did not start:\n" + "\n".join(tail))
             yield found[0], api_key, info
         finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-                try:
-                    process.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop_server(process)
             reader.join(timeout=5)
             info["exit_code"] = process.returncode
             info["log_lines_with_error"] = sum(1 for line in tail if "Traceback" in line or "ERROR" in line)
+
+
+def stop_server(process: subprocess.Popen[Any]) -> None:
+    """Stop a ``qa serve`` child like Ctrl+C does (in-flight requests finish); kill it after 60 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def main(argv: list[str] | None = None) -> int:
