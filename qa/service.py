@@ -153,7 +153,10 @@ class QAService:
         if target.suffix.lower() not in SUPPORTED_SUFFIXES - {".jsonl"}:
             raise Skip(name, f"unsupported file type {target.suffix or '(none)'!r}; send .txt, .md, .html or .pdf")
         document_id = target.relative_to(uploads.resolve()).as_posix()
-        document = parse_bytes(target, document_id, data)  # raises Skip before anything is written
+        try:
+            document = parse_bytes(target, document_id, data)  # raises Skip before anything is written
+        except Skip as skip:  # name the upload as the client did, not by the server's path
+            raise Skip(document_id, skip.reason) from None
         return self.indexer.upsert(collection, [document], locked=lambda _previous: _save_upload(target, data))
 
     def add_text(self, collection: str, document_id: str, title: str, text: str, source: str | None) -> IndexReport:

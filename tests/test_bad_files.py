@@ -271,6 +271,7 @@ def test_bad_uploads_get_clear_answers(bad_folder: Path, writer: TestClient, nam
     if status >= 400:
         assert response.json()["error"]["code"] == "unreadable_document"
         assert words in response.json()["error"]["message"]
+        assert response.json()["error"]["message"].startswith(f"{name}: ")  # the upload's name, no server path
 
 
 def test_oversized_upload_is_413_and_empty_new_collection_is_422(bad_folder: Path, writer: TestClient) -> None:
