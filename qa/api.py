@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,17 +24,21 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from qa import __version__
+from qa.access import check_key
 from qa.answer import Reply
 from qa.chat import Turn
 from qa.config import Settings
 from qa.documents import Skip, UnsafePath
 from qa.indexer import IndexReport
 from qa.middleware import (
-    BodyLimitMiddleware,
+    UNMATCHED,
+    GateMiddleware,
+    InFlight,
     Metrics,
     ObservabilityMiddleware,
+    Policy,
     RateLimiter,
-    RateLimitMiddleware,
+    Scope,
 )
 from qa.schemas import (
     AskRequest,
@@ -52,8 +56,9 @@ from qa.schemas import (
     StoredPassage,
     WriteResponse,
 )
-from qa.service import QAService, UnknownCollection, UnknownDocument
+from qa.service import QAService, TooManyCollections, UnknownCollection, UnknownDocument
 from qa.store import BusyError, Collection, NothingToIndex, PassageRow, StoreError
+from qa.uploads import NameConflict
 
 log = logging.getLogger("qa.api")
 
@@ -70,6 +75,24 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         429: "rate limited",
     }.items()
 }
+STATIC = Policy("static", cost=0.05)  # the page, the widget, the docs: cheap, but not free
+# What each route costs from the client's token bucket (a question is 1), who may call it,
+# and the body it may send. Routes not listed cost 0.2 and take no body.
+POLICIES: dict[tuple[str, str], Policy] = {
+    ("POST", "/v1/ask"): Policy("/v1/ask", cost=1.0, body="json"),
+    ("GET", "/v1/search"): Policy("/v1/search", cost=1.0),
+    ("GET", "/v1/documents/{document_id:path}"): Policy("/v1/documents/{document_id:path}", cost=1.0),
+    ("POST", "/v1/collections/{name}/documents"): Policy(
+        "/v1/collections/{name}/documents", cost=1.0, auth="write", body="upload"
+    ),
+    ("DELETE", "/v1/collections/{name}/documents/{document_id:path}"): Policy(
+        "/v1/collections/{name}/documents/{document_id:path}", cost=1.0, auth="write"
+    ),
+    ("POST", "/v1/collections/{name}/reindex"): Policy("/v1/collections/{name}/reindex", cost=1.0, auth="write"),
+    ("GET", "/metrics"): Policy("/metrics", cost=0.2, auth="admin"),
+    ("GET", "/healthz"): Policy("/healthz", cost=0.0),
+}
+STATIC_PATHS = {"/", "/widget.js", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/assets"}
 
 
 class APIError(Exception):
@@ -153,10 +176,20 @@ def create_app(settings: Settings, service: QAService | None = None) -> FastAPI:
     async def _nothing(request: Request, exc: NothingToIndex) -> JSONResponse:
         return error_response(409, "nothing_to_index", str(exc))
 
+    @app.exception_handler(NameConflict)
+    async def _conflict(request: Request, exc: NameConflict) -> JSONResponse:
+        return error_response(409, "name_conflict", str(exc))
+
+    @app.exception_handler(TooManyCollections)
+    async def _too_many(request: Request, exc: TooManyCollections) -> JSONResponse:
+        return error_response(409, "too_many_collections", str(exc))
+
     @app.exception_handler(StoreError)
     async def _store(request: Request, exc: StoreError) -> JSONResponse:
-        log.error("store error: %s", exc)
-        return error_response(503, "index_unavailable", str(exc))
+        log.error("store error: %s", exc)  # the details (and server paths) stay in the log
+        name = request.scope.get("state", {}).get("collection")
+        which = f"collection {name!r}" if name else "the index"
+        return error_response(503, "index_unavailable", f"{which} is unavailable right now; the server log has the details")
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
@@ -176,16 +209,42 @@ def create_app(settings: Settings, service: QAService | None = None) -> FastAPI:
         metrics.passages.labels(collection.name).set(collection.counts["passages"])
         return collection
 
+    inflight = InFlight(settings.max_inflight)
+    app.state.inflight = inflight
+
     async def in_time(work: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
         """Run a question in a worker thread; 504 when it is not answered within request_timeout_s
-        (a request still queued for a thread at the deadline never starts)."""
+        (a request still queued for a thread at the deadline never starts). At most
+        ``max_inflight`` questions are worked on at once, counting abandoned ones until their
+        thread ends; past that the answer is a quick 503 instead of a growing queue."""
+        if not inflight.enter():
+            raise APIError(503, "busy", "the server is answering as many questions as it can; try again shortly")
+
+        claim = threading.Lock()
+        state = {"value": "queued"}
+
+        def run(*work_args: Any) -> dict[str, Any]:
+            with claim:
+                if state["value"] == "abandoned":  # the request gave up before a thread was free
+                    raise TimeoutError
+                state["value"] = "running"
+            try:
+                return work(*work_args)
+            finally:
+                inflight.leave()
+
         try:
             with anyio.fail_after(settings.request_timeout_s):
-                return await anyio.to_thread.run_sync(work, *args, abandon_on_cancel=True)
+                return await anyio.to_thread.run_sync(run, *args, abandon_on_cancel=True)
         except TimeoutError:
             raise APIError(
                 504, "timeout", f"no answer within {settings.request_timeout_s:g} s; the server is busy, try again"
             ) from None
+        finally:
+            with claim:
+                if state["value"] == "queued":  # never started: it never will, so it leaves here
+                    state["value"] = "abandoned"
+                    inflight.leave()
 
     def reply_payload(reply: Reply, collection: Collection) -> dict[str, Any]:
         data = reply.to_dict()
@@ -225,33 +284,29 @@ def create_app(settings: Settings, service: QAService | None = None) -> FastAPI:
         return reply_payload(reply, loaded_collection)
 
     # ------------------------------------------------------------------ collections and sources
-    def info(collection: Collection) -> CollectionInfo:
-        manifest = collection.manifest
+    def info(name: str, manifest: dict[str, Any]) -> CollectionInfo:
         return CollectionInfo(
-            name=collection.name,
-            documents=collection.counts["documents"],
-            passages=collection.counts["passages"],
-            generation=collection.generation,
+            name=name,
+            documents=manifest["counts"]["documents"],
+            passages=manifest["counts"]["passages"],
+            generation=manifest["generation"],
             created_at=manifest["created_at"],
             model=manifest["model"],
-            sources=manifest.get("sources", []),
+            sources=[public_root(s) for s in manifest.get("sources", [])],
         )
 
     @app.get("/v1/collections", response_model=CollectionList, tags=["collections"])
     def collections() -> CollectionList:
         """Every indexed collection with its counts, model and build time."""
-        out = []
-        for name in service.collection_names():
-            try:
-                out.append(info(service.collection(name)))
-            except StoreError as exc:
-                log.warning("collection %s not listed: %s", name, exc)
+        # read from the manifests: listing never loads (or checksums) an index
+        out = [info(name, manifest) for name, manifest in service.manifests().items()]
         return CollectionList(collections=out, default=settings.collection)
 
     @app.get("/v1/collections/{name}", response_model=CollectionInfo, responses=ERRORS, tags=["collections"])
     def collection_info(request: Request, name: str) -> CollectionInfo:
         """One collection's counts, model and build time."""
-        return info(loaded(request, _name(name)))
+        collection = loaded(request, _name(name))
+        return info(collection.name, collection.manifest)
 
     def stored(row: PassageRow) -> StoredPassage:
         return StoredPassage(
@@ -303,12 +358,16 @@ def create_app(settings: Settings, service: QAService | None = None) -> FastAPI:
 
     # ------------------------------------------------------------------ writes (need QA_API_KEY)
     def require_writer(request: Request) -> None:
-        key = settings.api_key.get_secret_value() if settings.api_key else ""
-        if not key:
-            raise APIError(403, "write_disabled", "the write API is disabled; start the server with QA_API_KEY set to enable it")
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key.encode()):
-            raise APIError(401, "unauthorized", "missing or wrong API key; send 'Authorization: Bearer <key>'")
+        """The gate checked the key before the body was read; checked again here in case the
+        app is mounted without its middleware."""
+        refused = check_key(settings, request.scope.get("headers", []), "write")
+        if refused is not None:
+            raise APIError(*refused)
+
+    def require_admin(request: Request) -> None:
+        refused = check_key(settings, request.scope.get("headers", []), "admin")
+        if refused is not None:
+            raise APIError(*refused)
 
     def written(report: IndexReport, note: str | None = None) -> WriteResponse:
         return WriteResponse(
@@ -405,16 +464,12 @@ def create_app(settings: Settings, service: QAService | None = None) -> FastAPI:
             return JSONResponse({"status": "warming", "detail": {}}, status_code=503)
         return Health(status="ready", detail={"collection": collection.name, "generation": collection.generation})
 
-    @app.get("/metrics", response_class=PlainTextResponse, tags=["operations"])
+    @app.get("/metrics", response_class=PlainTextResponse, tags=["operations"], dependencies=[Depends(require_admin)])
     def prometheus() -> Response:
-        """Prometheus metrics: requests and latency by route and status, collection sizes."""
-        for name in service.collection_names():
-            try:
-                collection = service.collection(name)
-            except StoreError:
-                continue
-            metrics.documents.labels(name).set(collection.counts["documents"])
-            metrics.passages.labels(name).set(collection.counts["passages"])
+        """Prometheus metrics: requests and latency by route and status, collection sizes (admin key)."""
+        for name, manifest in service.manifests().items():
+            metrics.documents.labels(name).set(manifest["counts"]["documents"])
+            metrics.passages.labels(name).set(manifest["counts"]["passages"])
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     # ------------------------------------------------------------------ web
@@ -434,17 +489,36 @@ def create_app(settings: Settings, service: QAService | None = None) -> FastAPI:
         app.mount("/assets", StaticFiles(directory=web), name="assets")
 
     # ------------------------------------------------------------------ middleware (last added = outermost)
+    def policy_of(scope: Scope) -> Policy:
+        """The policy of the route a request is for (resolved before the router runs)."""
+        method = scope.get("method", "")
+        for route in app.router.routes:
+            match = route.matches(scope)[0]
+            if match == Match.NONE:
+                continue
+            path = str(getattr(route, "path", ""))
+            if path in STATIC_PATHS:
+                return STATIC
+            if match == Match.FULL:
+                return POLICIES.get((method, path), Policy(path, cost=0.2))
+            return Policy(path, cost=0.2)  # the path exists, the method doesn't: a 405, body unread
+        return UNMATCHED
+
+    def authorize(scope: Scope, need: str) -> tuple[int, str, str] | None:
+        return check_key(settings, scope.get("headers", []), need)
+
     app.add_middleware(
-        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, upload_max_bytes=settings.max_upload_bytes,
+        GateMiddleware,
+        policy_of=policy_of,
+        authorize=authorize,
+        metrics=metrics,
+        limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+        if settings.rate_limit_per_minute > 0
+        else None,
+        max_body_bytes=settings.max_body_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
         read_timeout_s=settings.body_read_timeout_s,
     )
-    if settings.rate_limit_per_minute > 0:
-        app.add_middleware(
-            RateLimitMiddleware,
-            limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
-            metrics=metrics,
-            paths=("/v1/ask", "/v1/search"),
-        )
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
@@ -453,14 +527,19 @@ def create_app(settings: Settings, service: QAService | None = None) -> FastAPI:
         expose_headers=["Retry-After"],
         max_age=600,
     )
-    def resolve(scope: dict[str, Any]) -> str | None:
-        for route in app.router.routes:
-            if route.matches(scope)[0] == Match.FULL:
-                return getattr(route, "path", None)
-        return None
+    app.add_middleware(ObservabilityMiddleware, metrics=metrics, json_logs=settings.log_json)
+    if settings.trusted_proxies:
+        # X-Forwarded-For/-Proto only from the proxies named in QA_TRUSTED_PROXIES; the server
+        # itself trusts no forwarded header (qa serve turns uvicorn's own handling off)
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-    app.add_middleware(ObservabilityMiddleware, metrics=metrics, json_logs=settings.log_json, resolve=resolve)
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     return app
+
+
+def public_root(source: str) -> str:
+    """A collection's source as readers may see it: a folder's name, never its server path."""
+    return Path(source).name if source.startswith("/") else source
 
 
 def _name(name: str, must_exist: bool = True) -> str:

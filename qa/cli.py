@@ -90,6 +90,14 @@ def index(
     ] = None,
     collection: CollectionOption = None,
     full: Annotated[bool, typer.Option("--full", help="rebuild everything instead of updating")] = False,
+    follow_links: Annotated[
+        bool,
+        typer.Option(
+            "--follow-links",
+            help="also follow symbolic links that point outside the folder (off: they are skipped, "
+            "so a link can't publish a private file); remembered for later re-indexing",
+        ),
+    ] = False,
     model: ModelOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
@@ -105,7 +113,7 @@ def index(
         fail(f"no such file or folder: {', '.join(missing)}")
     service = _service(settings)
     try:
-        report = service.index(paths, name, full=full, progress=True)
+        report = service.index(paths, name, full=full, progress=True, follow_links=follow_links)
     except BusyError as exc:
         fail(str(exc), 1)
     except StoreError as exc:
@@ -235,6 +243,7 @@ def collections(
                 "passages": manifest["counts"]["passages"],
                 "model": manifest["model"]["name"],
                 "created_at": manifest["created_at"],
+                "sources": manifest.get("sources", []),
             }
         )
     if as_json:
@@ -246,6 +255,8 @@ def collections(
             f"{row['name']:<20} {row['documents']:>7} documents {row['passages']:>8} passages  "
             f"{row['model']}  built {row['created_at']} ({row['generation']})"
         )
+        for source in row["sources"]:
+            typer.echo(f"{'':<20} from {source}")
 
 
 from qa.eval_cli import eval_command

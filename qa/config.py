@@ -13,7 +13,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 PACKAGE_DIR = Path(__file__).resolve().parent
 _CHECKOUT = PACKAGE_DIR.parent
 
-COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Checked with fullmatch: ``$`` would also accept a trailing newline ("evil\n").
+COLLECTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 def _bundled(folder: str) -> Path:
@@ -33,7 +34,7 @@ def default_index_dir() -> Path:
 
 def validate_collection_name(name: str) -> str:
     """Reject names that could escape the index folder or confuse a URL."""
-    if not COLLECTION_NAME.match(name) or name in {".", ".."}:
+    if not isinstance(name, str) or not COLLECTION_NAME.fullmatch(name) or name in {".", ".."}:
         raise ValueError(
             f"invalid collection name {name!r}: use 1-64 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
@@ -68,6 +69,12 @@ class Settings(BaseSettings):
     )
     min_passage_chars: int = Field(default=40, ge=0)
     max_file_mb: float = Field(default=50, gt=0, description="larger files are skipped when indexing a folder")
+    # Each file (and each upload) is parsed in a worker process with a time and a memory
+    # budget; a file over either is skipped with the reason, and the worker restarted.
+    parse_timeout_s: float = Field(default=30, gt=0, description="seconds one file may take to parse")
+    parse_memory_mb: int = Field(
+        default=1024, ge=16, description="memory one file may need to parse, above the worker's own"
+    )
     title_in_embedding: bool = True
 
     # Retrieval and answering
@@ -96,16 +103,33 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     api_key: SecretStr | None = None
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="addresses (or CIDR ranges) of reverse proxies whose X-Forwarded-For/-Proto are believed; "
+        "default none: the client is the peer address",
+    )
     rate_limit_per_minute: int = Field(default=300, ge=0, description="per client; 0 disables")
     rate_limit_burst: int = Field(default=60, ge=1)
     request_timeout_s: float = Field(default=30.0, gt=0, description="questions not answered in time get a 504")
     body_read_timeout_s: float = Field(default=10.0, gt=0, description="request headers, then the body, must arrive within this")
+    max_inflight: int = Field(
+        default=32, ge=1, description="questions being worked on at once (abandoned ones included); more get a 503"
+    )
+    max_loaded_collections: int = Field(default=8, ge=1, description="collections kept in memory (least recently used go)")
+    max_collections: int = Field(default=100, ge=1, description="collections the write API may create")
     log_json: bool = True
 
     @field_validator("collection")
     @classmethod
     def _check_collection(cls, value: str) -> str:
         return validate_collection_name(value)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -12,9 +12,14 @@ import json
 import os
 import re
 import stat
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from qa.parsing import ParserPool
 
 TEXT_SUFFIXES = {".txt", ".text", ".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
@@ -57,13 +62,18 @@ class Document:
 
 @dataclass
 class Skip(Exception):
-    """A file (or a line of one) that could not be read, and why."""
+    """A file (or a line of one) that could not be read, and why.
+
+    ``source`` names it as readers may see it (relative to the indexed folder, or as the
+    client named an upload); ``path`` is where it is on this machine, for the CLI and the log.
+    """
 
     source: str
     reason: str
+    path: str = ""
 
     def __str__(self) -> str:
-        return f"skipped {self.source}: {self.reason}"
+        return f"skipped {self.path or self.source}: {self.reason}"
 
 
 # --------------------------------------------------------------------------- text helpers
@@ -127,7 +137,35 @@ def read_text(path: Path, doc_id: str, data: bytes) -> Document:
     return Document(doc_id, title[:300], str(path), text, "text", body_start=end)
 
 
-_FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---[ \t]*(\n|\Z)", re.DOTALL)
+# Anchored at the start and possessive: no backtracking over a long line of spaces.
+_FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---[ \t]*+(\n|\Z)", re.DOTALL)
+
+
+def _front_matter_title(front: str) -> str:
+    """The first non-empty ``title:`` of YAML front matter, without its quotes.
+
+    Plain string operations: the regex this replaces (``^title:\\s*['"]?(.+?)['"]?\\s*$``)
+    was quadratic on a long run of whitespace.
+    """
+    for line in front.split("\n"):
+        if not line.startswith("title:"):
+            continue
+        value = line[len("title:") :].strip()
+        if len(value) > 1 and value[0] in "'\"":
+            value = value[1:]
+        if len(value) > 1 and value[-1] in "'\"":
+            value = value[:-1]
+        if value:
+            return value
+    return ""
+
+
+def _heading_text(line: str) -> str:
+    """A Markdown heading line without its ``#`` marks (leading, and closing ones)."""
+    text = line.lstrip("#").lstrip()
+    if text.endswith("#"):
+        text = text.rstrip("#").rstrip()
+    return text
 
 
 def read_markdown(path: Path, doc_id: str, data: bytes) -> Document:
@@ -137,53 +175,26 @@ def read_markdown(path: Path, doc_id: str, data: bytes) -> Document:
     front = _FRONT_MATTER.match(text)
     if front:
         start = front.end()
-        found = re.search(r"^title:\s*['\"]?(.+?)['\"]?\s*$", front.group(1), re.MULTILINE)
-        title = found.group(1) if found else ""
+        title = _front_matter_title(front.group(1))
     line, end = _first_line(text, start)
     if not title:
-        title = re.sub(r"^#+\s*|\s*#+$", "", line) if line.startswith("#") else line
+        title = _heading_text(line) if line.startswith("#") else line
         start = end
-    elif line.startswith("#") and re.sub(r"^#+\s*", "", line).strip() == title:
+    elif line.startswith("#") and line.lstrip("#").strip() == title:
         start = end
     if not text[start:].strip() and not title:
         raise Skip(str(path), "empty file")
     return Document(doc_id, title.strip()[:300], str(path), text, "markdown", body_start=start)
 
 
-_BLOCK_TAGS = [
-    "p", "div", "section", "article", "main", "header", "footer", "aside", "nav", "h1", "h2",
-    "h3", "h4", "h5", "h6", "ul", "ol", "li", "dl", "dt", "dd", "table", "thead", "tbody",
-    "tr", "td", "th", "blockquote", "pre", "figure", "figcaption", "address", "hr", "form",
-    "fieldset",
-]
-_DROP_TAGS = ["script", "style", "noscript", "template", "nav", "footer", "aside", "svg", "head"]
-
-
 def html_to_text(markup: str) -> tuple[str, str]:
-    """Visible text of an HTML page, one block per paragraph, and its title."""
-    from bs4 import BeautifulSoup
+    """Visible text of an HTML page, one block per paragraph, and its title.
 
-    soup = BeautifulSoup(markup, "html.parser")
-    title_tag = soup.find("title")
-    h1 = soup.find("h1")
-    title = (title_tag.get_text(" ", strip=True) if title_tag else "") or (
-        h1.get_text(" ", strip=True) if h1 else ""
-    )
-    for tag in soup.find_all(_DROP_TAGS):
-        tag.decompose()
-    for br in soup.find_all("br"):
-        br.replace_with("\u2028")
-    for tag in soup.find_all(_BLOCK_TAGS):
-        tag.insert_before("\u2029")
-        tag.insert_after("\u2029")
-    raw = soup.get_text()
-    blocks = []
-    for block in raw.split("\u2029"):
-        lines = [" ".join(part.split()) for part in block.split("\u2028")]
-        joined = "\n".join(line for line in lines if line)
-        if joined:
-            blocks.append(joined)
-    return "\n\n".join(blocks), " ".join(title.split())
+    Linear in the size of the page, however it is nested or broken (see :mod:`qa.html_text`).
+    """
+    from qa.html_text import html_to_text as extract
+
+    return extract(markup)
 
 
 def read_html(path: Path, doc_id: str, data: bytes) -> Document:
@@ -221,9 +232,26 @@ def read_pdf(path: Path, doc_id: str, data: bytes) -> Document:
                 raise
             except Exception:  # noqa: BLE001 - pypdf's decryption errors vary by cipher
                 raise Skip(source, "encrypted PDF (needs a password)") from None
-        pages_text = [normalise_newlines(page.extract_text() or "") for page in reader.pages]
+        # Pages that draw the same content stream with the same resources have the same
+        # text: it is extracted once. A small file can give hundreds of pages one large
+        # compressed stream, and parsing it again for each page took seconds per page.
+        extracted: dict[tuple[int, int], str] = {}
+        shared: list[object] = []  # keeps the objects whose ids are the keys alive
+        pages_text = []
+        for page in reader.pages:
+            # resolved objects: the reader resolves each indirect object once, so a shared one
+            # is the same Python object on every page
+            refs = (page.get("/Contents"), page.get("/Resources"))
+            contents, resources = (None if ref is None else ref.get_object() for ref in refs)
+            key = (id(contents), id(resources))
+            if contents is None or key not in extracted:
+                text = normalise_newlines(page.extract_text() or "")
+                if contents is not None:
+                    extracted[key] = text
+                    shared += [contents, resources]
+            pages_text.append(extracted[key] if contents is not None else text)
         meta_title = ((reader.metadata or {}).get("/Title") or "").strip()
-    except Skip:
+    except (Skip, MemoryError):  # out of memory is the parser process's budget, not a bad file
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
         raise Skip(source, f"unreadable PDF ({exc.__class__.__name__}: {exc})") from None
@@ -284,12 +312,20 @@ def _jsonl_lines(path: Path, lines: Iterable[bytes], errors: list[Skip]) -> Iter
         )
 
 
-def read_file(path: Path, doc_id: str, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Document:
-    """Read one non-JSONL file; raises :class:`Skip` when it can't be indexed."""
+def read_file(
+    path: Path, doc_id: str, max_bytes: int = DEFAULT_MAX_FILE_BYTES, parser: ParserPool | None = None
+) -> Document:
+    """Read one non-JSONL file; raises :class:`Skip` when it can't be indexed.
+
+    With a ``parser`` (:class:`qa.parsing.ParserPool`) the file is read and parsed in one of
+    its worker processes, within its time and memory budget.
+    """
     suffix = path.suffix.lower()
     source = str(path)
     if suffix not in SUPPORTED_SUFFIXES:
         raise Skip(source, f"unsupported file type {suffix or '(none)'!r}")
+    if parser is not None:
+        return parser.parse_path(path, doc_id, max_bytes)
     try:
         size = path.stat().st_size
         if size > max_bytes:
@@ -351,8 +387,25 @@ def safe_relative_path(folder: Path, name: str) -> Path:
 # --------------------------------------------------------------------------- discovery
 
 
-def _walk(root: Path) -> Iterator[Path]:
-    """Files under ``root`` in a stable order, following symlinks without looping."""
+OUTSIDE = "symbolic link to a path outside the indexed folder; not followed (use --follow-links to index it)"
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """Whether ``path`` (symbolic links resolved) lies within ``root``."""
+    try:
+        resolved = path.resolve()
+    except (OSError, RuntimeError):
+        return True  # a loop or a dangling link: reported as such by the caller
+    return resolved == root or root in resolved.parents
+
+
+def _walk(root: Path, follow_links: bool = False) -> Iterator[Path | Skip]:
+    """Files under ``root`` in a stable order, without looping.
+
+    Symbolic links are followed only while they stay inside ``root`` (a link out of it is
+    a :class:`Skip`), unless ``follow_links``.
+    """
+    real_root = root.resolve()
     seen: set[tuple[int, int]] = set()
     stack = [root]
     while stack:
@@ -373,15 +426,26 @@ def _walk(root: Path) -> Iterator[Path]:
         for entry in entries:
             if entry.name.startswith("."):
                 continue
+            path = Path(entry.path)
+            if entry.is_symlink() and not follow_links and not _inside(path, real_root):
+                yield Skip(_display(root, path), OUTSIDE, str(path))
+                continue
             try:
                 is_dir = entry.is_dir()
             except OSError:
                 is_dir = False
             if is_dir:
-                subfolders.append(Path(entry.path))
+                subfolders.append(path)
             else:
-                yield Path(entry.path)
+                yield path
         stack.extend(reversed(subfolders))
+
+
+def _display(root: Path, path: Path) -> str:
+    """How a file is named to readers: the indexed folder's name and the path inside it."""
+    if path == root:
+        return root.name
+    return f"{root.name}/{path.relative_to(root).as_posix()}"
 
 
 def _unreachable(link: Path) -> str:
@@ -407,49 +471,98 @@ def _special_file(path: Path) -> str | None:
 
 
 def discover(
-    paths: list[Path], max_bytes: int = DEFAULT_MAX_FILE_BYTES
+    paths: list[Path],
+    max_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    follow_links: bool = False,
+    parser: ParserPool | None = None,
 ) -> Iterator[Document | Skip]:
     """Every document under ``paths`` (files or folders, recursively), and every skip.
 
     A folder's documents are identified by their path relative to it; a file given
     directly by its name; a JSONL document by its ``_id``. A second document with an
-    id already seen is skipped.
+    id already seen is skipped. Sources are named relative to the folder given (see
+    :func:`_display`), never by their absolute path on this machine. With a ``parser``
+    (:class:`qa.parsing.ParserPool`) files are parsed in its worker processes, several at
+    once, each within its time and memory budget; results keep their order.
     """
+    located: deque[tuple[Path, Path]] = deque()  # (root, file) of each item, in order
+
+    def items() -> Iterator[tuple[Path, str] | Document | Skip]:
+        for root in map(Path, paths):
+            if not root.exists():
+                located.append((root, root))
+                yield Skip(root.name or str(root), "no such file or folder", str(root))
+                continue
+            files = [root] if root.is_file() else list(_walk(root, follow_links))  # listed, then read
+            for path in files:
+                if isinstance(path, Skip):
+                    located.append((root, root))
+                    yield path
+                    continue
+                for item in _prepare(root, path):
+                    located.append((root, path))
+                    yield item
+
+    if parser is not None:
+        results: Iterator[Document | Skip] = parser.parse_files(items(), max_bytes)
+    else:
+        results = (_read(item, max_bytes) for item in items())
     seen: set[str] = set()
-    for root in paths:
-        root = Path(root)
-        if not root.exists():
-            yield Skip(str(root), "no such file or folder")
-            continue
-        files = [root] if root.is_file() else list(_walk(root))
-        for path in files:
-            doc_id = path.name if path == root else path.relative_to(root).as_posix()
-            if path.is_symlink() and not path.exists():
-                yield Skip(str(path), _unreachable(path))
-                continue
-            if (problem := _special_file(path)) is not None:
-                yield Skip(str(path), problem)
-                continue
-            if path.suffix.lower() == ".jsonl":
-                errors: list[Skip] = []
-                try:
-                    for doc in read_jsonl(path, errors):
-                        yield from _unique(doc, seen)
-                except OSError as exc:
-                    yield Skip(str(path), f"unreadable ({exc.strerror or exc})")
-                yield from errors
-                continue
-            try:
-                doc = read_file(path, doc_id, max_bytes)
-            except Skip as skip:
-                yield skip
-                continue
-            yield from _unique(doc, seen)
+    for result in results:
+        root, path = located.popleft()
+        if isinstance(result, Skip):
+            yield result if result.path else _renamed(result, root, path)
+        else:
+            result.source = _display_source(result.source, root, path)
+            yield from _unique(result, seen)
+
+
+def _prepare(root: Path, path: Path) -> Iterator[tuple[Path, str] | Document | Skip]:
+    """What one file gives: a ``(path, document id)`` to parse, a JSONL file's documents, or a skip."""
+    if path.is_symlink() and not path.exists():
+        yield Skip(str(path), _unreachable(path))
+        return
+    if (problem := _special_file(path)) is not None:
+        yield Skip(str(path), problem)
+        return
+    if path.suffix.lower() == ".jsonl":
+        errors: list[Skip] = []
+        try:
+            yield from read_jsonl(path, errors)
+        except OSError as exc:
+            yield Skip(str(path), f"unreadable ({exc.strerror or exc})")
+        yield from errors
+        return
+    yield path, (path.name if path == root else path.relative_to(root).as_posix())
+
+
+def _read(item: tuple[Path, str] | Document | Skip, max_bytes: int) -> Document | Skip:
+    """Parse one prepared item in this process."""
+    if isinstance(item, (Document, Skip)):
+        return item
+    try:
+        return read_file(item[0], item[1], max_bytes)
+    except Skip as skip:
+        return skip
+
+
+def _display_source(source: str, root: Path, path: Path) -> str:
+    """``source`` with the file's absolute path replaced by its display name."""
+    absolute = str(path)
+    if source == absolute or source.startswith(absolute + ":"):
+        return _display(root, path) + source[len(absolute) :]
+    return source
+
+
+def _renamed(skip: Skip, root: Path, path: Path) -> Skip:
+    """A reader's skip (named by absolute path) named for readers, keeping the path for the log."""
+    absolute = skip.path or skip.source
+    return Skip(_display_source(skip.source, root, path), skip.reason, absolute)
 
 
 def _unique(doc: Document, seen: set[str]) -> Iterator[Document | Skip]:
     if doc.id in seen:
-        yield Skip(doc.source, f"duplicate document id {doc.id!r}")
+        yield Skip(doc.source, f"duplicate document id {doc.id!r}", doc.source)
     else:
         seen.add(doc.id)
         yield doc

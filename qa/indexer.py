@@ -22,6 +22,7 @@ import numpy as np
 from qa.config import Settings
 from qa.documents import Document, Skip, discover
 from qa.embedder import Embedder
+from qa.parsing import ParserPool
 from qa.passages import embedding_text, split_document, title_for_embedding
 from qa.sentences import sentence_spans
 from qa.store import (
@@ -35,6 +36,7 @@ from qa.store import (
     StoreError,
     clean_leftovers,
     current_generation,
+    remove_uncommitted,
     write_generation,
     writer_lock,
 )
@@ -43,9 +45,10 @@ log = logging.getLogger("qa.indexer")
 
 SPLITTER_VERSION = 2
 UPLOADS = "uploads"
+RECORDS = ".records"  # documents sent as JSON (see qa/uploads.py)
 
 Hook = Callable[[str], None]
-Locked = Callable[["Collection | None"], None]
+Commit = Callable[[], None]  # runs once a new generation is written, just before it goes live
 
 
 @dataclass
@@ -85,6 +88,11 @@ class IndexReport:
         return out
 
 
+def upload_roots(uploads: Path) -> list[Path]:
+    """The folders that hold a collection's uploads: files by name, JSON documents by id hash."""
+    return [p.resolve() for p in (uploads, uploads / RECORDS) if p.is_dir()]
+
+
 def _embed_hash(model_fingerprint: str, text: str) -> str:
     digest = hashlib.sha256(model_fingerprint.encode())
     digest.update(text.encode("utf-8", "surrogatepass"))
@@ -119,22 +127,26 @@ class Indexer:
         full: bool = False,
         progress: bool = False,
         hook: Hook | None = None,
+        follow_links: bool = False,
     ) -> IndexReport:
-        """Make the collection mirror ``paths``: add new, re-embed changed, drop vanished documents."""
+        """Make the collection mirror ``paths``: add new, re-embed changed, drop vanished documents.
+
+        Symbolic links out of a folder are not followed unless ``follow_links``.
+        """
         started = time.perf_counter()
         roots = [Path(p).expanduser().resolve() for p in paths]
-        uploads = self.uploads_dir(collection)
-        if uploads.is_dir() and uploads.resolve() not in roots:
-            roots.append(uploads.resolve())
+        uploads = [u for u in upload_roots(self.uploads_dir(collection)) if u not in roots]
         documents: list[Document] = []
         skipped: list[Skip] = []
         max_bytes = int(self.settings.max_file_mb * 2**20)
-        for item in _progress(discover(roots, max_bytes), progress, "Reading", "file"):
-            if isinstance(item, Skip):
-                log.warning("%s", item)  # one line per skipped file, as it happens
-                skipped.append(item)
-            else:
-                documents.append(item)
+        with ParserPool.from_settings(self.settings) as parser:  # each file within its time and memory budget
+            found = discover(roots + uploads, max_bytes, follow_links, parser)
+            for item in _progress(found, progress, "Reading", "file"):
+                if isinstance(item, Skip):
+                    log.warning("%s", item)  # one line per skipped file, as it happens
+                    skipped.append(item)
+                else:
+                    documents.append(item)
         report = self._update(
             collection,
             documents,
@@ -142,27 +154,30 @@ class Indexer:
             full=full,
             progress=progress,
             hook=hook,
-            sources=[str(r) for r in roots if r != uploads.resolve()],
+            sources=[str(r) for r in roots],
+            source_options={"follow_links": follow_links},
         )
         report.skipped = skipped + report.skipped
         report.seconds["total"] = time.perf_counter() - started
         return report
 
     def upsert(
-        self, collection: str, documents: list[Document], hook: Hook | None = None, locked: Locked | None = None
+        self, collection: str, documents: list[Document], hook: Hook | None = None, before_switch: Commit | None = None
     ) -> IndexReport:
         """Add or replace documents, keeping everything else.
 
-        ``locked(previous)`` runs once the writer lock is held, before anything changes
-        (e.g. to save an uploaded file only when this writer is the only one).
+        ``before_switch()`` runs with the writer lock held once the new generation is
+        written and only then (e.g. to keep an uploaded file only when it was accepted).
         """
-        return self._update(collection, documents, remove_missing=False, hook=hook, locked=locked)
+        return self._update(collection, documents, remove_missing=False, hook=hook, before_switch=before_switch)
 
     def delete(
-        self, collection: str, document_ids: list[str], hook: Hook | None = None, locked: Locked | None = None
+        self, collection: str, document_ids: list[str], hook: Hook | None = None, before_switch: Commit | None = None
     ) -> IndexReport:
         """Remove documents (and all their passages) from the collection."""
-        return self._update(collection, [], remove_missing=False, delete=set(document_ids), hook=hook, locked=locked)
+        return self._update(
+            collection, [], remove_missing=False, delete=set(document_ids), hook=hook, before_switch=before_switch
+        )
 
     # ------------------------------------------------------------------ the update
     def _open_previous(self, directory: Path, full: bool, report: IndexReport) -> Collection | None:
@@ -196,7 +211,8 @@ class Indexer:
         progress: bool = False,
         hook: Hook | None = None,
         sources: list[str] | None = None,
-        locked: Locked | None = None,
+        source_options: dict[str, Any] | None = None,
+        before_switch: Commit | None = None,
     ) -> IndexReport:
         directory = self.settings.collection_dir(collection)
         report = IndexReport(collection=collection)
@@ -206,12 +222,14 @@ class Indexer:
                 log.info("removed leftover %s", leftover)
             previous = self._open_previous(directory, full, report)
             try:
-                if locked is not None:
-                    locked(previous)
                 return self._apply(
                     collection, directory, previous, documents, remove_missing, delete or set(),
-                    progress, hook, sources, report, timer,
+                    progress, hook, sources, report, timer, source_options, before_switch,
                 )
+            except BaseException:
+                if current_generation(directory) is None:
+                    remove_uncommitted(directory)  # a failed first write leaves no empty collection behind
+                raise
             finally:
                 if previous is not None:
                     previous.close()
@@ -229,6 +247,8 @@ class Indexer:
         sources: list[str] | None,
         report: IndexReport,
         timer: float,
+        source_options: dict[str, Any] | None = None,
+        before_switch: Commit | None = None,
     ) -> IndexReport:
         def step(stage: str) -> None:
             log.debug("stage %s", stage)
@@ -266,6 +286,8 @@ class Indexer:
             report.passages = previous.counts["passages"]
             report.seconds["prepare"] = time.perf_counter() - timer
             log.info("collection %r is up to date", collection)
+            if before_switch is not None:
+                before_switch()
             return report
         if not kept and not to_split:
             raise NothingToIndex(f"nothing to index in collection {collection!r}: no documents left")
@@ -293,9 +315,9 @@ class Indexer:
                 continue
             new_docs.append(_row(document))
             pieces.extend((document, p, embedding_text(title, p.text)) for p in passages)
+        if not remove_missing and report.skipped:
+            raise report.skipped[-1]  # a write of given documents is refused whole when one has no text
         if not kept and not pieces:  # every document came out empty (and bm25s can't index nothing)
-            if not remove_missing and report.skipped:
-                raise report.skipped[-1]
             raise NothingToIndex(f"nothing to index in collection {collection!r}: no document has any text left")
         report.seconds["split"] = time.perf_counter() - timer
 
@@ -369,6 +391,9 @@ class Indexer:
             "passage_settings": settings,
             "next_passage_id": next_id,
             "sources": sources if sources is not None else (previous.manifest.get("sources", []) if previous else []),
+            "source_options": source_options
+            if source_options is not None
+            else (previous.manifest.get("source_options", {}) if previous else {}),
         }
         report.seconds["assemble"] = time.perf_counter() - started
         started = time.perf_counter()
@@ -381,6 +406,7 @@ class Indexer:
                 manifest,
             ),
             hook=step,
+            before_switch=before_switch,
         )
         report.seconds["write"] = time.perf_counter() - started
         report.documents = len(documents_rows)

@@ -163,6 +163,10 @@ def run(settings: Settings) -> int:
         timeout_graceful_shutdown=15,
         limit_concurrency=512,
         server_header=False,
+        # forwarded headers are believed only from QA_TRUSTED_PROXIES, by the app itself
+        # (uvicorn would otherwise trust them from 127.0.0.1, letting any local client pick
+        # its rate-limit bucket and its address in the log)
+        proxy_headers=False,
     )
     logging.getLogger("qa.access").setLevel(logging.INFO)
     server = _server_class()(config)

@@ -3,27 +3,21 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
+from qa import uploads as uploads_store
 from qa.answer import AnswerParams, Reply, build_reply
 from qa.chat import Turn, build_query
 from qa.config import Settings, validate_collection_name
-from qa.documents import (
-    SUPPORTED_SUFFIXES,
-    Skip,
-    UnsafePath,
-    parse_bytes,
-    read_jsonl_bytes,
-    safe_relative_path,
-)
+from qa.documents import SUPPORTED_SUFFIXES, Skip, read_jsonl_bytes
 from qa.embedder import Embedder
-from qa.indexer import Indexer, IndexReport
+from qa.indexer import UPLOADS, Indexer, IndexReport
+from qa.parsing import ParserPool
 from qa.rerank import CrossEncoderReranker
 from qa.retriever import FusionParams, Mode, Retriever
 from qa.store import (
@@ -32,7 +26,7 @@ from qa.store import (
     StoreError,
     current_generation,
     list_collections,
-    write_atomic,
+    read_manifest,
 )
 
 log = logging.getLogger("qa.service")
@@ -57,10 +51,8 @@ class UnknownDocument(LookupError):
     """A document id that the collection does not hold."""
 
 
-def _save_upload(target: Path, data: bytes) -> None:
-    """Keep an uploaded document as a file (hidden ``.tmp`` name until complete)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(target, data, target.with_name(f".{target.name}.tmp{os.getpid()}"))
+class TooManyCollections(StoreError):
+    """The write API would create more collections than ``QA_MAX_COLLECTIONS`` allows."""
 
 
 class QAService:
@@ -78,8 +70,10 @@ class QAService:
         )
         self.answer_params = AnswerParams(min_score=settings.min_answer_score)
         self.reranker = CrossEncoderReranker(settings.reranker) if settings.reranker else None
-        self._collections: dict[str, Collection] = {}
+        self._collections: OrderedDict[str, Collection] = OrderedDict()  # least recently used first
         self._lock = threading.Lock()
+        self._parser: ParserPool | None = None  # started on the first upload
+        self._parser_lock = threading.Lock()
 
     # ------------------------------------------------------------------ collections
     def collection_names(self) -> list[str]:
@@ -95,6 +89,8 @@ class QAService:
         live = current_generation(directory)
         loaded = self._collections.get(name)
         if loaded is not None and live == loaded.generation:
+            with contextlib.suppress(KeyError):  # unloaded meanwhile by another thread: still usable
+                self._collections.move_to_end(name)
             return loaded
         with self._lock:
             loaded = self._collections.get(name)
@@ -113,8 +109,22 @@ class QAService:
                         raise
                     live = now
             self._collections[name] = fresh
+            self._collections.move_to_end(name)
+            while len(self._collections) > self.settings.max_loaded_collections:
+                evicted, _ = self._collections.popitem(last=False)  # closed when its last reader is done
+                log.debug("unloaded collection %r (QA_MAX_LOADED_COLLECTIONS)", evicted)
             log.debug("loaded collection %r generation %s", name, fresh.generation)
             return fresh
+
+    def manifests(self) -> dict[str, dict[str, object]]:
+        """The live manifest of every collection, read from disk without loading any index."""
+        out = {}
+        for name in self.collection_names():
+            try:
+                out[name] = read_manifest(self.settings.collection_dir(name))
+            except StoreError as exc:
+                log.warning("collection %s not listed: %s", name, exc)
+        return out
 
     def ensure_default(self, progress: bool = True) -> IndexReport | None:
         """Index the bundled corpus into the default collection when it has no index yet."""
@@ -125,9 +135,16 @@ class QAService:
         return self.index([self.settings.corpus_dir], name, progress=progress)
 
     def index(
-        self, paths: Sequence[Path], collection: str | None = None, full: bool = False, progress: bool = False
+        self,
+        paths: Sequence[Path],
+        collection: str | None = None,
+        full: bool = False,
+        progress: bool = False,
+        follow_links: bool = False,
     ) -> IndexReport:
-        return self.indexer.index_paths(collection or self.settings.collection, list(paths), full, progress)
+        return self.indexer.index_paths(
+            collection or self.settings.collection, list(paths), full, progress, follow_links=follow_links
+        )
 
     def starter_questions(self, collection: str | None = None) -> list[str]:
         """Configured starters (for the default collection), else the bundled corpus's
@@ -146,55 +163,79 @@ class QAService:
         return []
 
     # ------------------------------------------------------------------ writes
+    def upload_parser(self) -> ParserPool:
+        """The worker process that parses uploads within QA_PARSE_TIMEOUT_S and QA_PARSE_MEMORY_MB."""
+        with self._parser_lock:
+            if self._parser is None:
+                self._parser = ParserPool.from_settings(self.settings, workers=1)
+            return self._parser
+
+    def stop_parser(self) -> None:
+        """Stop the upload parser's worker process (a later upload starts it again)."""
+        with self._parser_lock:
+            parser, self._parser = self._parser, None
+        if parser is not None:
+            parser.close()
+
+    def _check_room(self, collection: str) -> str:
+        """The collection's name, when it exists or one more may be created."""
+        name = validate_collection_name(collection)
+        existing = self.collection_names()
+        if name not in existing and len(existing) >= self.settings.max_collections:
+            raise TooManyCollections(
+                f"collection {name!r} would be collection number {len(existing) + 1}, over the limit of "
+                f"{self.settings.max_collections} (QA_MAX_COLLECTIONS)"
+            )
+        return name
+
     def add_file(self, collection: str, name: str, data: bytes) -> IndexReport:
-        """Save an uploaded file in the collection's uploads folder and index it (add or replace)."""
-        uploads = self.indexer.uploads_dir(validate_collection_name(collection))
-        target = safe_relative_path(uploads, name)
+        """Keep an uploaded file in the collection's uploads and index it (add or replace).
+
+        Nothing is written unless the document is accepted: the file is saved just before
+        the new generation goes live.
+        """
+        uploads = self.indexer.uploads_dir(self._check_room(collection))
+        target, document_id = uploads_store.file_path(uploads, name)
         if target.suffix.lower() not in SUPPORTED_SUFFIXES - {".jsonl"}:
-            raise Skip(name, f"unsupported file type {target.suffix or '(none)'!r}; send .txt, .md, .html or .pdf")
-        document_id = target.relative_to(uploads.resolve()).as_posix()
+            raise Skip(document_id, f"unsupported file type {target.suffix or '(none)'!r}; send .txt, .md, .html or .pdf")
         try:
-            document = parse_bytes(target, document_id, data)  # raises Skip before anything is written
+            document = self.upload_parser().parse_bytes(target, document_id, data)
         except Skip as skip:  # name the upload as the client did, not by the server's path
             raise Skip(document_id, skip.reason) from None
-        return self.indexer.upsert(collection, [document], locked=lambda _previous: _save_upload(target, data))
+        document.source = f"{UPLOADS}/{document_id}"
+        return self.indexer.upsert(
+            collection, [document], before_switch=lambda: uploads_store.save(uploads, target, data, document_id)
+        )
 
     def add_text(self, collection: str, document_id: str, title: str, text: str, source: str | None) -> IndexReport:
         """Add or replace a document given as text; it is kept as a one-line JSONL file."""
-        uploads = self.indexer.uploads_dir(validate_collection_name(collection))
-        target = safe_relative_path(uploads, document_id + ".jsonl")
-        record = {"_id": document_id, "title": title, "text": text, "source": source or f"api:{document_id}"}
-        line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
-        documents = [d for d in read_jsonl_bytes(target, line)]
+        uploads = self.indexer.uploads_dir(self._check_room(collection))
+        uploads_store.check_document_id(document_id)
+        target = uploads_store.record_path(uploads, document_id)
+        line = uploads_store.record_line(document_id, title, text, source)
+        documents = read_jsonl_bytes(Path(document_id), line)
         if not documents:
             raise Skip(document_id, "empty document (no title and no text)")
-        return self.indexer.upsert(collection, documents, locked=lambda _previous: _save_upload(target, line))
+        return self.indexer.upsert(
+            collection, documents, before_switch=lambda: uploads_store.save(uploads, target, line, document_id)
+        )
 
     def delete_document(self, collection: str, document_id: str) -> IndexReport:
         """Remove a document from the index (and its file, when it was uploaded through the API)."""
         loaded = self.collection(collection)
         if loaded.document(document_id) is None:
             raise UnknownDocument(f"no document {document_id!r} in collection {loaded.name!r}")
-        uploads = self.indexer.uploads_dir(loaded.name).resolve()
-
-        def remove_file(previous: Collection | None) -> None:
-            if previous is not None and previous.counts["documents"] <= 1:
-                return  # the indexer refuses to empty the collection (NothingToIndex): keep the file
-            # only the files that hold this document (an upload named by its id, its JSON record),
-            # never what its free-text ``source`` names: that may be another document's upload
-            for name in (document_id, document_id + ".jsonl"):
-                with contextlib.suppress(UnsafePath):
-                    path = safe_relative_path(uploads, name)
-                    if path.is_file():
-                        path.unlink()
-
-        return self.indexer.delete(loaded.name, [document_id], locked=remove_file)
+        uploads = self.indexer.uploads_dir(loaded.name)
+        return self.indexer.delete(
+            loaded.name, [document_id], before_switch=lambda: uploads_store.remove(uploads, document_id)
+        )
 
     def reindex(self, collection: str, full: bool = False) -> IndexReport:
         """Index the collection's folders again (new, changed and vanished files)."""
         loaded = self.collection(collection)
         sources = [Path(p) for p in loaded.manifest.get("sources", [])]
-        return self.indexer.index_paths(loaded.name, sources, full=full)
+        follow = bool(loaded.manifest.get("source_options", {}).get("follow_links", False))
+        return self.indexer.index_paths(loaded.name, sources, full=full, follow_links=follow)
 
     # ------------------------------------------------------------------ questions
     def retriever(self, collection: Collection, mode: Mode | None = None) -> Retriever:

@@ -181,6 +181,25 @@ def current_generation(collection_dir: Path) -> str | None:
     return name or None
 
 
+def read_manifest(collection_dir: Path, generation: str | None = None) -> dict[str, Any]:
+    """The manifest of ``generation`` (default: the live one); a :class:`StoreError` when
+    there is none or it is unreadable."""
+    name = collection_dir.name
+    generation = generation or current_generation(collection_dir)
+    if generation is None:
+        raise CollectionNotFound(f"collection {name!r} has not been indexed")
+    try:
+        manifest = json.loads((collection_dir / generation / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise StoreError(
+            f"collection {name!r} is damaged ({generation}/{MANIFEST} unreadable: {exc}); "
+            f"rebuild it with `qa index --full --collection {name} PATH`"
+        ) from None
+    if not isinstance(manifest, dict):
+        raise StoreError(f"collection {name!r} is damaged ({generation}/{MANIFEST} is not an object)")
+    return manifest
+
+
 def list_collections(index_dir: Path) -> list[str]:
     """Names of the collections with a committed generation."""
     if not index_dir.is_dir():
@@ -238,6 +257,25 @@ def clean_leftovers(collection_dir: Path, keep_previous: int = 1) -> list[str]:
     return removed
 
 
+def remove_uncommitted(collection_dir: Path) -> None:
+    """Remove a collection folder that never had a generation committed (a failed first write).
+
+    Call with the writer lock held; the lock file goes last, while still held.
+    """
+    if current_generation(collection_dir) is not None or not collection_dir.is_dir():
+        return
+    for path in collection_dir.iterdir():
+        if path.name == LOCK:
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    (collection_dir / LOCK).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        collection_dir.rmdir()
+
+
 def next_generation_name(collection_dir: Path) -> str:
     numbers = [
         int(p.name.split("-")[-1])
@@ -279,10 +317,13 @@ def _write_faiss(path: Path, vectors: np.ndarray, ids: np.ndarray, dimension: in
     faiss.write_index(index, str(path))
 
 
-def write_generation(collection_dir: Path, data: GenerationData, hook: Any = None) -> str:
+def write_generation(
+    collection_dir: Path, data: GenerationData, hook: Any = None, before_switch: Any = None
+) -> str:
     """Write ``data`` as a new generation and make it live. Call with the writer lock held.
 
-    ``hook(stage)`` is called between steps (used by tests to interrupt a build).
+    ``hook(stage)`` is called between steps (used by tests to interrupt a build);
+    ``before_switch()`` once everything is on disk, just before the switch.
     """
     step = hook or (lambda stage: None)
     collection_dir.mkdir(parents=True, exist_ok=True)
@@ -317,6 +358,8 @@ def write_generation(collection_dir: Path, data: GenerationData, hook: Any = Non
     step("rename")
     building.rename(collection_dir / name)
     _fsync_dir(collection_dir)
+    if before_switch is not None:
+        before_switch()
     step("switch")
     pointer = collection_dir / f"{CURRENT}.tmp.{os.getpid()}"
     write_atomic(collection_dir / CURRENT, (name + "\n").encode(), pointer)
@@ -342,6 +385,8 @@ class Collection:
         self._sentence_vectors = _load_array(path / SENTENCE_VECTORS)
         self._db = sqlite3.connect(f"file:{path / SQLITE}?mode=ro&immutable=1", uri=True, check_same_thread=False)
         self._db_lock = threading.Lock()
+        roots = [Path(p) for p in manifest.get("sources", []) if str(p).startswith("/")]
+        self._roots = [*roots, path.parent / "uploads"]
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -359,13 +404,7 @@ class Collection:
         if generation is None:
             raise CollectionNotFound(f"collection {name!r} has not been indexed")
         path = collection_dir / generation
-        try:
-            manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise StoreError(
-                f"collection {name!r} is damaged ({generation}/{MANIFEST} unreadable: {exc}); "
-                f"rebuild it with `qa index --full --collection {name} PATH`"
-            ) from None
+        manifest = read_manifest(collection_dir, generation)
         if manifest.get("format_version") != FORMAT_VERSION:
             raise StoreError(
                 f"collection {name!r} was written in format {manifest.get('format_version')}, "
@@ -406,6 +445,20 @@ class Collection:
         with self._db_lock:
             return self._db.execute(sql, tuple(params)).fetchall()
 
+    def public_source(self, source: str) -> str:
+        """``source`` as readers may see it: never an absolute path on this machine.
+
+        Sources are stored relative to the indexed folder; collections built before that
+        stored absolute paths, which are shown relative to their folder here.
+        """
+        if not source.startswith("/"):
+            return source
+        for root in self._roots:
+            prefix = str(root)
+            if source == prefix or source.startswith((prefix + "/", prefix + ":")):
+                return root.name + source[len(prefix) :]
+        return Path(source.split(":", 1)[0]).name
+
     _PASSAGE_SQL = (
         "SELECT p.id, p.document_id, p.ordinal, p.paragraph, p.char_start, p.char_end, p.page, "
         "p.text, p.hash, p.embed_hash, d.title, d.source FROM passages p JOIN documents d "
@@ -420,7 +473,7 @@ class Collection:
             chunk = wanted[begin : begin + 500]
             marks = ",".join("?" * len(chunk))
             for row in self._query(f"{self._PASSAGE_SQL} WHERE p.id IN ({marks})", chunk):
-                rows[row[0]] = PassageRow(*row)
+                rows[row[0]] = self._passage_row(row)
         return rows
 
     def passage(self, passage_id: int) -> PassageRow | None:
@@ -432,7 +485,10 @@ class Collection:
             f"{self._PASSAGE_SQL} WHERE p.document_id = ? AND p.ordinal BETWEEN ? AND ? ORDER BY p.ordinal",
             (passage.document_id, passage.ordinal - before, passage.ordinal + after),
         )
-        return [PassageRow(*row) for row in rows]
+        return [self._passage_row(row) for row in rows]
+
+    def _passage_row(self, row: tuple[Any, ...]) -> PassageRow:
+        return PassageRow(*row[:-1], source=self.public_source(row[-1]))
 
     def document(self, document_id: str) -> DocumentRow | None:
         rows = self._query(
@@ -443,6 +499,7 @@ class Collection:
             return None
         row = list(rows[0])
         row[6] = json.loads(row[6])
+        row[2] = self.public_source(row[2])
         return DocumentRow(*row)
 
     def document_hashes(self) -> dict[str, str]:
@@ -465,7 +522,7 @@ class Collection:
             rows = self._query(
                 f"{self._PASSAGE_SQL} WHERE p.document_id IN ({marks}) ORDER BY p.document_id, p.ordinal", chunk
             )
-            out.extend(PassageRow(*row) for row in rows)
+            out.extend(self._passage_row(row) for row in rows)
         return out
 
     def ids_by_embed_hash(self, hashes: Iterable[str]) -> dict[str, int]:

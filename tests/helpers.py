@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -32,7 +35,9 @@ def serve_in_thread(app: object, port: int | None = None) -> Iterator[str]:
     import uvicorn
 
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")  # type: ignore[arg-type]
+    config = uvicorn.Config(  # as qa serve: forwarded headers are the app's business (QA_TRUSTED_PROXIES)
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", proxy_headers=False  # type: ignore[arg-type]
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -59,3 +64,42 @@ def wait_http(url: str, timeout: float = 120.0) -> None:
         except httpx.HTTPError:
             time.sleep(0.2)
     raise TimeoutError(url)
+
+
+def environment(index_dir: Path, **env: str) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
+    return {**base, "QA_INDEX_DIR": str(index_dir), **env}
+
+
+
+@contextlib.contextmanager
+def running(index_dir: Path, *args: str, **env: str) -> Iterator[tuple[subprocess.Popen[str], str, list[str]]]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "qa", "serve", "--port", "0", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True, env=environment(index_dir, **env),
+    )
+    log: list[str] = []
+    found = threading.Event()
+
+    def read() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            log.append(line)
+            if re.search(r"open http://127\.0\.0\.1:\d+/ in a browser", line):
+                found.set()
+        found.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert found.wait(300), "".join(log)
+        match = re.search(r"open (http://127\.0\.0\.1:\d+)/", "".join(log))
+        assert match, "server exited:\n" + "".join(log)
+        yield process, match.group(1), log
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=60)
+        reader.join(timeout=10)
+
+

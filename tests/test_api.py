@@ -99,12 +99,16 @@ def test_collections(live_server: str) -> None:
     assert httpx.get(f"{live_server}/v1/collections/default", timeout=30).json()["passages"] == 19
 
 
-def test_operations(live_server: str) -> None:
-    assert httpx.get(f"{live_server}/healthz").json() == {"status": "ok", "detail": {}}
-    ready = httpx.get(f"{live_server}/readyz").json()
+def test_operations(seed_settings: Settings, seed_service: QAService) -> None:
+    key = "operations-key-29f1"
+    client = TestClient(create_app(make_settings(seed_settings.index_dir, api_key=key), seed_service))
+    assert client.get("/healthz").json() == {"status": "ok", "detail": {}}
+    ready = client.get("/readyz").json()
     assert ready["status"] == "ready" and ready["detail"]["collection"] == "default"
-    httpx.post(f"{live_server}/v1/ask", content=b"{", headers={"content-type": "application/json"})
-    metrics = httpx.get(f"{live_server}/metrics").text
+    client.post("/v1/ask", json={"question": "How many cities does the G60 corridor connect?"})
+    client.post("/v1/ask", content=b"{", headers={"content-type": "application/json"})
+    assert client.get("/metrics").status_code == 401  # the admin key is needed
+    metrics = client.get("/metrics", headers={"Authorization": f"Bearer {key}"}).text
     assert 'qa_requests_total{method="POST",route="/v1/ask",status="200"}' in metrics
     assert 'qa_requests_total{method="POST",route="/v1/ask",status="400"}' in metrics
     assert 'qa_request_duration_seconds_bucket{le="0.1",method="POST",route="/v1/ask"}' in metrics

@@ -57,7 +57,7 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "self-loop.txt": ("skip", "symbolic link loop"),
     "dangling.txt": ("skip", "broken symbolic link"),
     "pipe.txt": ("skip", "not a regular file"),
-    "dev-zero.txt": ("skip", "not a regular file"),
+    "dev-zero.txt": ("skip", "outside the indexed folder"),  # with --follow-links: not a regular file
     "vanishing.txt": ("skip", "file disappeared while indexing"),
     "image.png": ("skip", "unsupported file type '.png'"),
 }
@@ -130,8 +130,8 @@ def vanish_after_discovery(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
     """Delete ``name`` right after the folder is listed, before it is read."""
     walk = qa.documents._walk
 
-    def walk_then_delete(root: Path):  # type: ignore[no-untyped-def]
-        yield from walk(root)
+    def walk_then_delete(root: Path, follow_links: bool = False):  # type: ignore[no-untyped-def]
+        yield from walk(root, follow_links)
         victim = root / name
         if victim.exists():
             victim.unlink()
@@ -147,9 +147,12 @@ def clone(bad_folder: Path, target: Path) -> Path:
     return target
 
 
-def outcome_key(folder: Path, source: str) -> str:
+def outcome_key(folder: Path, skip: Skip) -> str:
+    """A skipped file's path inside ``folder`` (from the full path in the log, else its display name)."""
+    source = skip.path or skip.source
     path, _, line = source.partition(".jsonl:")
-    relative = Path(path + (".jsonl" if line else "")).relative_to(folder).as_posix()
+    path += ".jsonl" if line else ""
+    relative = Path(path).relative_to(folder).as_posix() if path.startswith("/") else path.split("/", 1)[1]
     return f"{relative}:{line}" if line else relative
 
 
@@ -174,7 +177,7 @@ def test_each_bad_file_is_read_or_skipped_with_a_reason(bad_folder: Path, monkey
     outcomes: dict[str, tuple[str, str]] = {}
     for item in discover([folder]):
         if isinstance(item, Skip):
-            outcomes[outcome_key(folder, item.source)] = ("skip", item.reason)
+            outcomes[outcome_key(folder, item)] = ("skip", item.reason)
         elif item.format == "jsonl":
             outcomes["corpus.jsonl"] = ("read", f"document {item.id!r}")
         else:
@@ -199,7 +202,7 @@ def test_the_rest_of_the_folder_is_indexed(
     vanish_after_discovery(monkeypatch, "vanishing.txt")
     service = QAService(make_settings(tmp_path / "index"), embedder)
     report = service.index([folder], "bad")
-    reasons = {outcome_key(folder.resolve(), s.source): s.reason for s in report.skipped}
+    reasons = {outcome_key(folder.resolve(), s): s.reason for s in report.skipped}
     assert "no text to index" in reasons.pop("title-only.txt")
     expected_skips = {name for name, (outcome, _) in EXPECTED.items() if outcome == "skip"}
     assert set(reasons) == expected_skips
@@ -301,3 +304,14 @@ def test_documents_are_what_discover_yields(bad_folder: Path) -> None:
     # sanity: the fixture folder itself (without the vanishing trick) still reads its good files
     ids = {i.id for i in discover([bad_folder]) if isinstance(i, Document)}
     assert {"good.txt", "notes.md", "sub/page.html", "vanishing.txt"} <= ids
+
+
+def test_followed_link_to_a_device_is_never_read(tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "dev-zero.txt").symlink_to("/dev/zero")
+    (folder / "ok.txt").write_text(f"Fine\n\n{PROSE}\n")
+    found = list(discover([folder], follow_links=True))
+    skips = {Path(s.path).name: s.reason for s in found if isinstance(s, Skip)}
+    assert skips == {"dev-zero.txt": "not a regular file (a pipe, socket or device)"}
+    assert [d.id for d in found if not isinstance(d, Skip)] == ["ok.txt"]

@@ -629,3 +629,29 @@ def test_conversation_survives_reload_and_clear_empties_it(page: Page, live_serv
     page.reload()
     expect(page.locator(".chip").first).to_be_visible()
     expect(page.locator(".msg")).to_have_count(0)
+
+
+def test_document_ids_with_dot_segments_stay_one_path(page: Page, tmp_path: Path, embedder: Any) -> None:
+    """An id like ``guide/../../v1/collections`` is fetched as one encoded segment: the browser
+    never resolves its ``..`` parts into another path of the service."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    record = {"_id": "guide/../../v1/collections", "title": "Dot guide",
+              "text": "The ferry to the island leaves every forty minutes from pier nine."}
+    (folder / "corpus.jsonl").write_text(json.dumps(record) + "\n", encoding="utf-8")
+    index_dir = tmp_path / "index"
+    settings = make_settings(index_dir, collection="dots")
+    service = QAService(settings, embedder)
+    service.index([folder], "dots")
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    with serve_in_thread(create_app(settings, service)) as api:
+        page.goto(api + "/")
+        ask(page, "How often does the ferry leave?")
+        expect(answers(page)).to_contain_text("forty minutes")
+        page.locator(".card.is-answer .btn-source").click()
+        dialog = page.locator("dialog.doc")
+        expect(dialog.locator(".doc-text")).to_contain_text("every forty minutes")
+    documents = [url for url in requested if "/v1/documents/" in url]
+    assert documents and all("guide%2F..%2F..%2Fv1%2Fcollections" in url for url in documents), documents
+    assert not any(url.split("?")[0].endswith("/v1/collections") for url in requested), requested

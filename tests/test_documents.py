@@ -87,7 +87,8 @@ def test_malformed_jsonl_line_names_file_and_line(tmp_path: Path) -> None:
     documents = [i for i in items if isinstance(i, Document)]
     skips = [i for i in items if isinstance(i, Skip)]
     assert [d.id for d in documents] == ["a"]
-    assert [s.source for s in skips] == [f"{corpus}:2", f"{corpus}:3"]
+    assert [s.source for s in skips] == ["corpus.jsonl:2", "corpus.jsonl:3"]  # named for readers
+    assert [s.path for s in skips] == [f"{corpus}:2", f"{corpus}:3"]  # and in full for the log
     assert "malformed JSON" in skips[0].reason
 
 

@@ -126,8 +126,10 @@ def post_head(path: str, length: int) -> bytes:
 # --------------------------------------------------------------------------- rate limiting
 
 
-def test_rate_limit_on_question_routes_only(seed_index_dir: Path, seed_service: QAService) -> None:
-    app = app_with(seed_index_dir, seed_service, rate_limit_per_minute=6, rate_limit_burst=3)
+def test_rate_limit_one_budget_per_client_and_cheap_routes_cost_less(
+    seed_index_dir: Path, seed_service: QAService
+) -> None:
+    app = app_with(seed_index_dir, seed_service, rate_limit_per_minute=6, rate_limit_burst=3, api_key="limits-key")
     client = TestClient(app)
     assert [client.post("/v1/ask", json=ASK).status_code for _ in range(2)] == [200, 200]
     assert client.get("/v1/search", params={"q": "Casarte"}).status_code == 200  # one shared budget
@@ -137,17 +139,17 @@ def test_rate_limit_on_question_routes_only(seed_index_dir: Path, seed_service: 
     assert 1 <= wait <= 10  # one token every 10 s at 6 per minute
     assert f"try again in {wait} s" in error["message"]
     error_of(client.post("/v1/ask", json=ASK), 429, "rate_limited")
-    # everything else is unaffected
-    for path in ("/healthz", "/readyz", "/v1/collections", "/v1/config", "/v1/collections/default", "/metrics"):
-        assert client.get(path).status_code == 200, path
-    passage = seed_service.search(QUESTION, 1).passages[0].passage_id
-    assert client.get(f"/v1/passages/{passage}").status_code == 200
+    assert client.get("/healthz").status_code == 200  # liveness is free
     preflight = client.options("/v1/ask", headers={"Origin": "http://x.example", "Access-Control-Request-Method": "POST"})
     assert preflight.status_code != 429
-    # another client has its own budget
+    # another client has its own budget, and lookups cost a fifth of a question
     other = TestClient(app, client=("10.1.2.3", 40000))
     assert other.post("/v1/ask", json=ASK).status_code == 200
-    metrics = client.get("/metrics").text
+    passage = seed_service.search(QUESTION, 1).passages[0].passage_id
+    paths = ["/readyz", "/v1/collections", "/v1/config", "/v1/collections/default", f"/v1/passages/{passage}"]
+    assert {other.get(path).status_code for path in paths * 2} == {200}  # 10 lookups = 2 questions' worth
+    admin = TestClient(app, client=("10.1.2.4", 40000))
+    metrics = admin.get("/metrics", headers={"Authorization": "Bearer limits-key"}).text
     assert metric(metrics, "qa_rate_limited_total", route="/v1/search") == 1
     assert metric(metrics, "qa_rate_limited_total", route="/v1/ask") == 1
 
@@ -171,7 +173,7 @@ def test_rate_limit_is_configured_by_environment(
 
 def test_rate_limit_holds_under_concurrent_load(seed_index_dir: Path, seed_service: QAService) -> None:
     """40 simultaneous requests from one client with a burst of 5: exactly the burst gets through."""
-    app = app_with(seed_index_dir, seed_service, rate_limit_per_minute=1, rate_limit_burst=5)
+    app = app_with(seed_index_dir, seed_service, rate_limit_per_minute=1, rate_limit_burst=5, api_key="limits-key")
     with serve(app) as (base, _):
         def call(i: int) -> httpx.Response:
             with httpx.Client(base_url=base, timeout=120) as http:
@@ -189,10 +191,10 @@ def test_rate_limit_holds_under_concurrent_load(seed_index_dir: Path, seed_servi
                 error_of(response, 429, "rate_limited")
                 assert int(response.headers["retry-after"]) >= 1
         assert httpx.get(f"{base}/healthz").status_code == 200
-        assert httpx.get(f"{base}/v1/collections").status_code == 200
-        metrics = httpx.get(f"{base}/metrics").text
-        assert metric(metrics, "qa_rate_limited_total") == statuses[429]
-        assert metric(metrics, "qa_errors_total", status="429") == statuses[429]
+        assert httpx.get(f"{base}/v1/collections").status_code == 429  # lookups share the budget
+        metrics = httpx.get(f"{base}/metrics", headers={"Authorization": "Bearer limits-key"}).text  # admin: not limited
+        assert metric(metrics, "qa_rate_limited_total") == statuses[429] + 1
+        assert metric(metrics, "qa_errors_total", status="429") == statuses[429] + 1
 
 
 # --------------------------------------------------------------------------- body and question limits
@@ -349,7 +351,7 @@ class SlowService(QAService):
 
 
 def test_questions_not_answered_in_time_get_504(seed_index_dir: Path, embedder: Embedder) -> None:
-    settings = make_settings(seed_index_dir, request_timeout_s=0.5)
+    settings = make_settings(seed_index_dir, request_timeout_s=0.5, api_key="limits-key")
     service = SlowService(settings, embedder)
     client = TestClient(create_app(settings, service))
     started = time.monotonic()
@@ -358,7 +360,7 @@ def test_questions_not_answered_in_time_get_504(seed_index_dir: Path, embedder: 
     error_of(client.get("/v1/search", params={"q": "Casarte"}), 504, "timeout")
     assert time.monotonic() - started < SlowService.delay  # the clients were not kept for the whole delay
     assert client.get("/healthz").status_code == 200
-    metrics = client.get("/metrics").text
+    metrics = client.get("/metrics", headers={"Authorization": "Bearer limits-key"}).text
     assert metric(metrics, "qa_errors_total", status="504") == 2
     service.delay = 0.0
     assert client.post("/v1/ask", json=ASK).status_code == 200

@@ -126,8 +126,9 @@ def test_logs_never_hold_questions_or_document_text(
 def test_metrics_count_errors_and_rate_limited_requests(
     seed_index_dir: Path, embedder: Embedder, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = make_settings(seed_index_dir, rate_limit_per_minute=1, rate_limit_burst=3)
-    client = TestClient(create_app(settings, FailingService(settings, embedder)), raise_server_exceptions=False)
+    settings = make_settings(seed_index_dir, rate_limit_per_minute=1, rate_limit_burst=3, api_key=KEY)
+    app = create_app(settings, FailingService(settings, embedder))
+    client = TestClient(app, raise_server_exceptions=False)
     caplog.set_level(logging.INFO, logger="qa.access")
     statuses = [
         client.get("/v1/search", params={"q": "Casarte"}).status_code,  # 200
@@ -135,10 +136,12 @@ def test_metrics_count_errors_and_rate_limited_requests(
         client.post("/v1/ask", json={"question": "q", "top_k": 99}).status_code,  # 422
     ]
     statuses += [client.get("/v1/search", params={"q": "Haier"}).status_code for _ in range(3)]  # 429 x3
-    statuses += [client.get("/v1/collections/nope").status_code, client.get("/v1/passages/x").status_code]  # 404, 422
+    other = TestClient(app, client=("10.0.0.8", 1), raise_server_exceptions=False)  # lookups are limited too
+    statuses += [other.get("/v1/collections/nope").status_code, other.get("/v1/passages/x").status_code]  # 404, 422
     statuses.append(client.post("/v1/ask", content=b"{}", headers={"content-type": "text/plain"}).status_code)
     assert statuses == [200, 500, 422, 429, 429, 429, 404, 422, 429]  # a limited route refuses before parsing
-    text = client.get("/metrics").text
+    admin = TestClient(app, client=("10.0.0.9", 1))  # its own budget: the test client's is spent
+    text = admin.get("/metrics", headers={"Authorization": f"Bearer {KEY}"}).text
     assert metric(text, "qa_errors_total", route="/v1/search", status="500") == 1
     assert metric(text, "qa_errors_total", route="/v1/ask", status="422") == 1
     assert metric(text, "qa_errors_total", route="/v1/search", status="429") == 3

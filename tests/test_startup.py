@@ -8,18 +8,13 @@ finish with 200 before the process exits 0.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -27,13 +22,9 @@ import pytest
 
 from qa.embedder import Embedder
 from qa.store import current_generation
+from tests.helpers import environment, running
 
 QUESTION = "How many cities does the G60 corridor connect?"
-
-
-def environment(index_dir: Path, **env: str) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
-    return {**base, "QA_INDEX_DIR": str(index_dir), **env}
 
 
 def serve(index_dir: Path, *args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess[str]:
@@ -126,37 +117,6 @@ def test_invalid_setting(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- graceful shutdown
-
-
-@contextlib.contextmanager
-def running(index_dir: Path, **env: str) -> Iterator[tuple[subprocess.Popen[str], str, list[str]]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "qa", "serve", "--port", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        text=True, env=environment(index_dir, **env),
-    )
-    log: list[str] = []
-    found = threading.Event()
-
-    def read() -> None:
-        assert process.stderr is not None
-        for line in process.stderr:
-            log.append(line)
-            if re.search(r"open http://127\.0\.0\.1:\d+/ in a browser", line):
-                found.set()
-        found.set()
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        assert found.wait(300), "".join(log)
-        match = re.search(r"open (http://127\.0\.0\.1:\d+)/", "".join(log))
-        assert match, "server exited:\n" + "".join(log)
-        yield process, match.group(1), log
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=60)
-        reader.join(timeout=10)
 
 
 def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:

@@ -420,7 +420,7 @@ def test_deleting_a_jsonl_line_keeps_the_other_documents(tmp_path: Path, embedde
     for record in records:
         if record["_id"] != "d1":
             assert _ids(after, record["_id"]) == ids_before[record["_id"]]  # citations stay valid
-    assert after.document("d5").source == f"{corpus}:5"  # type: ignore[union-attr]  # the row names the new line
+    assert after.document("d5").source == "beir/corpus.jsonl:5"  # type: ignore[union-attr]  # the row names the new line
     assert after.document("d1") is None
     _assert_consistent(after)
     assert not indexer.index_paths("b", [docs]).changed  # and now it is up to date

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from qa.api import create_app
 from qa.embedder import Embedder
 from qa.service import QAService
 from qa.store import current_generation, writer_lock
+from qa.uploads import record_path
 from tests.conftest import make_settings
 from tests.helpers import serve_in_thread
 
@@ -61,6 +61,15 @@ def http(server: str) -> Iterator[httpx.Client]:
 def _add(http: httpx.Client, collection: str, **request: object) -> httpx.Response:
     """POST to the collection's documents with the right key."""
     return http.post(f"/v1/collections/{collection}/documents", headers=AUTH, **request)  # type: ignore[arg-type]
+
+
+def stored(uploads: Path) -> list[str]:
+    """Every file kept in a collection's uploads folder, relative to it."""
+    return sorted(p.relative_to(uploads).as_posix() for p in uploads.rglob("*") if p.is_file())
+
+
+def record_of(uploads: Path, document_id: str) -> str:
+    return record_path(uploads, document_id).relative_to(uploads).as_posix()
 
 
 def _search(http: httpx.Client, query: str, collection: str, k: int = 5) -> dict:  # type: ignore[type-arg]
@@ -329,7 +338,8 @@ def test_second_writer_gets_409_busy(http: httpx.Client, service: QAService) -> 
         # readers are not blocked by a writer
         assert _search(http, "fleece", "busy")["generation"] == live
     assert current_generation(directory) == live
-    assert sorted(os.listdir(service.indexer.uploads_dir("busy"))) == ["a.jsonl"]  # the refused upload was not saved
+    uploads = service.indexer.uploads_dir("busy")
+    assert stored(uploads) == [record_of(uploads, "a")]  # the refused uploads were not saved
     after = _add(http, "busy", json={"id": "b", "text": "Bees swarm in spring."})
     assert after.status_code == 201 and after.json()["documents"] == 2
 
@@ -343,7 +353,8 @@ def test_delete_removes_only_the_documents_own_file(http: httpx.Client, service:
     assert _add(http, "own", json=trick).status_code == 201
     assert http.delete("/v1/collections/own/documents/trick", headers=AUTH).status_code == 200
     assert (uploads / "keep.txt").exists(), "deleting 'trick' removed another document's file"
-    assert not (uploads / "trick.jsonl").exists()
+    assert not record_path(uploads, "trick").exists()
+    assert stored(uploads) == ["keep.txt"]
     # the reindex still finds keep.txt (its file is there) and not trick
     body = http.post("/v1/collections/own/reindex", headers=AUTH).json()
     assert (body["documents"], body["removed"], body["unchanged"]) == (1, 0, 1)

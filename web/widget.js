@@ -1223,7 +1223,9 @@ textarea:focus-visible { outline: none; }
 
     // ---------------------------------------------------------------- document viewer
     _documentPath(id) {
-      return "/v1/documents/" + String(id).split("/").map(encodeURIComponent).join("/") + this._query();
+      // The whole id is one encoded segment ("/" as %2F): a ".." part of an id can never
+      // become a dot-segment that the browser resolves into another path of the service.
+      return "/v1/documents/" + encodeURIComponent(String(id)) + this._query();
     }
 
     async _openDocument(passage, answer, opener) {
