@@ -10,17 +10,17 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
-from qa import uploads as uploads_store
-from qa.answer import AnswerParams, Reply, build_reply
-from qa.chat import Turn, build_query
+from qa.ingest import uploads as uploads_store
+from qa.search.answer import AnswerParams, Reply, build_reply
+from qa.search.followups import Turn, build_query
 from qa.config import Settings, validate_collection_name
-from qa.documents import SUPPORTED_SUFFIXES, Skip, read_jsonl_bytes
-from qa.embedder import Embedder
-from qa.indexer import UPLOADS, Indexer, IndexReport
-from qa.parsing import ParserPool
-from qa.rerank import CrossEncoderReranker
-from qa.retriever import FusionParams, Mode, Retriever
-from qa.store import (
+from qa.ingest.documents import SUPPORTED_SUFFIXES, Skip, read_jsonl_bytes
+from qa.encoding.embedder import Embedder
+from qa.store.indexer import UPLOADS, Indexer, IndexReport
+from qa.ingest.parsing import ParserPool
+from qa.encoding.rerank import CrossEncoderReranker
+from qa.search.retriever import FusionParams, Mode, Retriever
+from qa.store.collection import (
     Collection,
     CollectionNotFound,
     StoreError,

@@ -385,7 +385,7 @@ def bench_collection(
     args: argparse.Namespace,
     log_dir: Path,
 ) -> dict[str, Any]:
-    from qa.store import Collection
+    from qa.store.collection import Collection
 
     loaded = Collection.load(index_dir / collection)
     counts = loaded.counts

@@ -76,8 +76,8 @@ def folder_sizes(folder: Path) -> tuple[int, dict[str, int]]:
 
 def embedded_texts(collection: Any, embedder: Any, settings: dict[str, Any]) -> list[str]:
     """The exact texts the pipeline embedded, in passage-id order, verified by their hashes."""
-    from qa.indexer import _embed_hash
-    from qa.passages import embedding_text
+    from qa.store.indexer import _embed_hash
+    from qa.ingest.passages import embedding_text
 
     rows = sorted(collection.passages_of(sorted(collection.document_hashes())), key=lambda r: r.id)
     fingerprint = embedder.identity.fingerprint
@@ -98,8 +98,8 @@ def embedded_texts(collection: Any, embedder: Any, settings: dict[str, Any]) -> 
 
 def planned_texts(source: Path, service: Any) -> list[str]:
     """The embedding inputs the pipeline will produce, computed with its own splitter (untimed)."""
-    from qa.documents import Skip, discover
-    from qa.passages import embedding_text, split_document, title_for_embedding
+    from qa.ingest.documents import Skip, discover
+    from qa.ingest.passages import embedding_text, split_document, title_for_embedding
 
     settings = service.indexer.passage_settings()
     count = service.embedder.count_tokens
@@ -130,7 +130,7 @@ def run(
 
     from qa.config import Settings
     from qa.service import QAService
-    from qa.store import Collection, current_generation
+    from qa.store.collection import Collection, current_generation
 
     scratch = Path(tempfile.mkdtemp(prefix="qa-bench-index-"))
     try:

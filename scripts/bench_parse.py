@@ -40,7 +40,7 @@ DOCS = Path("/usr/share/doc/python3.11/html")
 
 
 def old_modules(ref: str) -> dict[str, ModuleType] | None:
-    """``qa.documents`` and ``qa.sentences`` as of ``ref``, loaded under other names."""
+    """``qa.ingest.documents`` and ``qa.ingest.sentences`` as of ``ref``, loaded under other names."""
     modules = {}
     folder = Path(tempfile.mkdtemp(prefix="bench-parse-old-"))
     for name in ("documents", "sentences"):
@@ -63,10 +63,10 @@ def old_modules(ref: str) -> dict[str, ModuleType] | None:
 
 def _function(which: str, ref: str, name: str) -> Callable[..., object]:
     if which == "new":
-        import qa.documents
-        import qa.sentences
+        import qa.ingest.documents
+        import qa.ingest.sentences
 
-        modules = {"documents": qa.documents, "sentences": qa.sentences}
+        modules = {"documents": qa.ingest.documents, "sentences": qa.ingest.sentences}
     else:
         loaded = old_modules(ref)
         assert loaded is not None
@@ -93,7 +93,7 @@ def seconds_capped(which: str, ref: str, name: str, args: tuple[object, ...], ca
 
 def _run_once(which: str, ref: str, name: str, args: tuple[object, ...], out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     function = _function(which, ref, name)
-    for module in ("bs4", "lxml.etree", "pypdf", "qa.html_text"):  # imported lazily: not timed
+    for module in ("bs4", "lxml.etree", "pypdf", "qa.ingest.html"):  # imported lazily: not timed
         try:
             __import__(module)
         except ImportError:
@@ -137,7 +137,7 @@ def pdf_from_text(texts: list[bytes], pages: int) -> bytes:
 
 def throughput(parse: Callable[[Path, str, bytes], object], files: list[tuple[Path, bytes]]) -> tuple[float, float]:
     """(MB, seconds) to parse every file once (skips count: they are parsed too)."""
-    from qa.documents import Skip
+    from qa.ingest.documents import Skip
 
     total = sum(len(data) for _, data in files) / 1e6
     started = time.perf_counter()
@@ -168,9 +168,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer pages and smaller worst cases")
     args = parser.parse_args()
 
-    from qa.documents import Skip, parse_bytes
-    from qa.parsing import ParserPool
-    from qa.sentences import sentence_spans
+    from qa.ingest.documents import Skip, parse_bytes
+    from qa.ingest.parsing import ParserPool
+    from qa.ingest.sentences import sentence_spans
     from tests.pdf_fixtures import shared_stream_pdf
 
     old = None if args.no_old else old_modules(args.old_ref)
@@ -278,7 +278,7 @@ def main() -> None:
                 target = folder / f"{index:04d}-{path.name}"
                 target.write_bytes(data)
                 items.append((target, target.name))
-            from qa.documents import read_file
+            from qa.ingest.documents import read_file
 
             mb = sum(len(d) for _, d in pages) / 1e6
             started = time.perf_counter()

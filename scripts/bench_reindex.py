@@ -60,8 +60,8 @@ def main() -> int:
     args = parser.parse_args()
 
     from qa.config import Settings
-    from qa.embedder import Embedder
-    from qa.indexer import Indexer
+    from qa.encoding.embedder import Embedder
+    from qa.store.indexer import Indexer
 
     lines = [line for line in args.corpus.read_text(encoding="utf-8").splitlines() if line.strip()]
     if args.limit:

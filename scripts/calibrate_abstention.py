@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from qa.chat import Turn
+from qa.search.followups import Turn
 from qa.config import Settings
 from qa.service import QAService
 

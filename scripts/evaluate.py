@@ -12,7 +12,7 @@ sys.path.insert(
     0, str(Path(__file__).resolve().parent.parent)
 )  # run from a checkout without installing
 
-from qa.eval_cli import main
+from qa.cli.eval import main
 
 if __name__ == "__main__":
     main()

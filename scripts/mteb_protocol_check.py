@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from qa.embedder import Embedder
+from qa.encoding.embedder import Embedder
 from qa.evaluation import compute_metrics, load_dataset
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from qa.config import Settings
-from qa.embedder import Embedder
+from qa.encoding.embedder import Embedder
 from qa.service import QAService
 from tests.helpers import CORPUS, serve_in_thread
 
@@ -52,7 +52,7 @@ def seed_service(seed_settings: Settings, embedder: Embedder) -> QAService:
 @pytest.fixture(scope="session")
 def live_server(seed_settings: Settings, seed_service: QAService) -> Iterator[str]:
     """A real uvicorn server over the seed collection; yields its base URL."""
-    from qa.api import create_app
+    from qa.http.app import create_app
 
     with serve_in_thread(create_app(seed_settings, seed_service)) as base:
         yield base

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.chat import Turn, build_query, needs_context
+from qa.search.followups import Turn, build_query, needs_context
 from qa.config import Settings
-from qa.embedder import Embedder
-from qa.rerank import CrossEncoderReranker
+from qa.encoding.embedder import Embedder
+from qa.encoding.rerank import CrossEncoderReranker
 from qa.service import QAService
 
 
@@ -104,7 +104,7 @@ def test_reranker_hook_orders_by_the_cross_encoder(
 
 
 def test_bad_reranker_folder_is_a_clear_error(tmp_path: Path) -> None:
-    from qa.embedder import ModelError
+    from qa.encoding.embedder import ModelError
 
     with pytest.raises(ModelError, match="could not load the reranker"):
         CrossEncoderReranker(str(tmp_path))

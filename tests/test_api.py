@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from qa.api import create_app
+from qa.http.app import create_app
 from qa.config import Settings
 from qa.service import QAService
 from tests.conftest import make_settings

@@ -19,11 +19,11 @@ import pytest
 from fastapi.testclient import TestClient
 from pypdf import PdfReader, PdfWriter
 
-import qa.documents
-from qa.api import create_app
+import qa.ingest.documents
+from qa.http.app import create_app
 from qa.config import Settings
-from qa.documents import DEFAULT_MAX_FILE_BYTES, Document, Skip, discover
-from qa.embedder import Embedder
+from qa.ingest.documents import DEFAULT_MAX_FILE_BYTES, Document, Skip, discover
+from qa.encoding.embedder import Embedder
 from qa.service import QAService
 from tests.conftest import make_settings
 
@@ -128,7 +128,7 @@ def build_folder(root: Path) -> Path:
 
 def vanish_after_discovery(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
     """Delete ``name`` right after the folder is listed, before it is read."""
-    walk = qa.documents._walk
+    walk = qa.ingest.documents._walk
 
     def walk_then_delete(root: Path, follow_links: bool = False):  # type: ignore[no-untyped-def]
         yield from walk(root, follow_links)
@@ -136,7 +136,7 @@ def vanish_after_discovery(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
         if victim.exists():
             victim.unlink()
 
-    monkeypatch.setattr(qa.documents, "_walk", walk_then_delete)
+    monkeypatch.setattr(qa.ingest.documents, "_walk", walk_then_delete)
 
 
 def clone(bad_folder: Path, target: Path) -> Path:

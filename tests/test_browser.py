@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from qa.api import create_app
+from qa.http.app import create_app
 from qa.config import Settings
 from qa.service import QAService
 from tests.conftest import make_settings

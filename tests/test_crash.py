@@ -26,16 +26,16 @@ from pathlib import Path
 import pytest
 
 from qa.config import Settings
-from qa.embedder import Embedder
-from qa.indexer import Indexer
+from qa.encoding.embedder import Embedder
+from qa.store.indexer import Indexer
 from qa.service import QAService
-from qa.store import Collection, current_generation, writer_lock
+from qa.store.collection import Collection, current_generation, writer_lock
 from tests.conftest import make_settings
 from tests.helpers import ROOT
 
 pytestmark = pytest.mark.slow
 
-STAGE = re.compile(r"qa\.indexer stage (\w+)")
+STAGE = re.compile(r"qa\.store\.indexer stage (\w+)")
 COLLECTION = "c"
 KEPT, GONE, NEW = 10, 4, 52  # files; every file has PARAGRAPHS paragraphs (one passage each)
 PARAGRAPHS = 10

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.documents import Document, Skip, decode_text, discover, html_to_text
+from qa.ingest.documents import Document, Skip, decode_text, discover, html_to_text
 
 FIXTURES = Path(__file__).parent / "fixtures" / "docs"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.embedder import Embedder, ModelError, resolve_model_path
+from qa.encoding.embedder import Embedder, ModelError, resolve_model_path
 
 TEXTS = [
     "How many cities does the G60 corridor connect?",

@@ -13,8 +13,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from qa.answer import AnswerSpan, Citation, RankedPassage, Reply
-from qa.eval_cli import eval_command
+from qa.search.answer import AnswerSpan, Citation, RankedPassage, Reply
+from qa.cli.eval import eval_command
 from qa.evaluation import (
     HEADLINE,
     BaselineError,
@@ -37,7 +37,7 @@ from qa.evaluation import (
     unbundle,
     validate_corpus_jsonl,
 )
-from qa.store import PassageRow
+from qa.store.collection import PassageRow
 from tests.helpers import ROOT, SCIFACT, SEED_FILE
 
 ARTICLE_QUESTIONS = ROOT / "scripts" / "data" / "songjiang_questions.jsonl"

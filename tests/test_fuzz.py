@@ -25,8 +25,8 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from qa.api import create_app
-from qa.embedder import Embedder
+from qa.http.app import create_app
+from qa.encoding.embedder import Embedder
 from qa.service import QAService
 from tests.conftest import make_settings
 

@@ -22,10 +22,10 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from qa.api import create_app
+from qa.http.app import create_app
 from qa.config import Settings
-from qa.embedder import Embedder
-from qa.server import _protocol_class
+from qa.encoding.embedder import Embedder
+from qa.http.server import _protocol_class
 from qa.service import QAService
 from tests.conftest import make_settings
 from tests.helpers import free_port

@@ -20,8 +20,8 @@ from types import ModuleType
 import httpx
 import pytest
 
-from qa.api import create_app
-from qa.embedder import Embedder
+from qa.http.app import create_app
+from qa.encoding.embedder import Embedder
 from qa.service import QAService
 from tests.conftest import make_settings
 from tests.helpers import ROOT, serve_in_thread
@@ -118,7 +118,7 @@ def test_query_batcher_does_not_hold_a_caller_under_steady_load() -> None:
 
     import numpy as np
 
-    from qa.embedder import _Batcher
+    from qa.encoding.embedder import _Batcher
 
     arrivals = 30
     calls: list[list[str]] = []

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from qa.api import create_app
-from qa.embedder import Embedder
+from qa.http.app import create_app
+from qa.encoding.embedder import Embedder
 from qa.service import QAService
 from tests.conftest import make_settings
 
@@ -119,7 +119,7 @@ def test_logs_never_hold_questions_or_document_text(
     assert access_records(caplog)
     assert "zebrafish-marker" not in logged  # ...but no question,
     assert "okapi-marker" not in logged  # and no document text, ever reaches the logs
-    crash = [r for r in caplog.records if r.name == "qa.api" and r.levelno == logging.ERROR]
+    crash = [r for r in caplog.records if r.name == "qa.http.app" and r.levelno == logging.ERROR]
     assert crash and crash[0].exc_info  # the crash itself is logged, with its traceback
 
 

@@ -18,12 +18,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from qa.api import create_app
-from qa.documents import Document, Skip, html_to_text, read_file, read_markdown
-from qa.embedder import Embedder
-from qa.parsing import ParserPool, parse_files
-from qa.passages import split_document
-from qa.sentences import sentence_spans
+from qa.http.app import create_app
+from qa.ingest.documents import Document, Skip, html_to_text, read_file, read_markdown
+from qa.encoding.embedder import Embedder
+from qa.ingest.parsing import ParserPool, parse_files
+from qa.ingest.passages import split_document
+from qa.ingest.sentences import sentence_spans
 from qa.service import QAService
 from tests.conftest import make_settings
 from tests.helpers import serve_in_thread
@@ -92,7 +92,7 @@ def test_html_extraction_is_linear(case: str) -> None:
 
 def test_deep_unmatched_end_tags_stay_linear() -> None:
     # libxml2 looks for each unmatched end tag through all the open elements: without the
-    # depth limit of qa.html_text, 140 KB of this took 5 s. (The old BeautifulSoup code was
+    # depth limit of qa.ingest.html, 140 KB of this took 5 s. (The old BeautifulSoup code was
     # linear here; this guards the lxml design.)
     assert_linear(html_to_text, lambda n: "<b>" * n + "</i>" * n, 400)
     assert_linear(html_to_text, lambda n: "<b>" * 500 + "</i>" * n, 2000)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qa.documents import Document, Skip, discover, read_file
-from qa.embedder import Embedder
-from qa.passages import layout, split_document
-from qa.sentences import sentence_spans
+from qa.ingest.documents import Document, Skip, discover, read_file
+from qa.encoding.embedder import Embedder
+from qa.ingest.passages import layout, split_document
+from qa.ingest.sentences import sentence_spans
 from tests.helpers import SEED_FILE
 
 FIXTURES = Path(__file__).parent / "fixtures" / "docs"

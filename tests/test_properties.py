@@ -15,16 +15,16 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from qa.documents import Document, Skip, parse_bytes
-from qa.embedder import Embedder
-from qa.passages import (
+from qa.ingest.documents import Document, Skip, parse_bytes
+from qa.encoding.embedder import Embedder
+from qa.ingest.passages import (
     Passage,
     layout,
     split_document,
     title_for_embedding,
     whitespace_token_counter,
 )
-from qa.sentences import sentence_spans
+from qa.ingest.sentences import sentence_spans
 
 EXAMPLES = int(os.environ.get("QA_HYPOTHESIS_EXAMPLES", "300"))
 PROPERTY = settings(

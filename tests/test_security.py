@@ -24,10 +24,10 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from qa.api import create_app
-from qa.documents import Skip, discover
-from qa.embedder import Embedder
-from qa.middleware import RateLimiter, client_key
+from qa.http.app import create_app
+from qa.ingest.documents import Skip, discover
+from qa.encoding.embedder import Embedder
+from qa.http.middleware import RateLimiter, client_key
 from qa.service import QAService
 from tests.conftest import make_settings
 from tests.helpers import running, serve_in_thread

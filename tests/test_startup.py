@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from qa.embedder import Embedder
-from qa.store import current_generation
+from qa.encoding.embedder import Embedder
+from qa.store.collection import current_generation
 from tests.helpers import environment, running
 
 QUESTION = "How many cities does the G60 corridor connect?"

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from qa.config import Settings
-from qa.embedder import Embedder
-from qa.indexer import Indexer
+from qa.encoding.embedder import Embedder
+from qa.store.indexer import Indexer
 from qa.service import QAService
-from qa.store import (
+from qa.store.collection import (
     FORMAT_VERSION,
     BusyError,
     Collection,

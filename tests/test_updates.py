@@ -18,11 +18,11 @@ import httpx
 import numpy as np
 import pytest
 
-from qa.api import create_app
-from qa.embedder import Embedder
-from qa.indexer import Indexer
+from qa.http.app import create_app
+from qa.encoding.embedder import Embedder
+from qa.store.indexer import Indexer
 from qa.service import QAService, UnknownDocument
-from qa.store import BusyError, Collection, current_generation, writer_lock
+from qa.store.collection import BusyError, Collection, current_generation, writer_lock
 from tests.conftest import make_settings
 from tests.helpers import ROOT, serve_in_thread
 
@@ -430,14 +430,14 @@ def test_generation_removed_while_a_reader_loads_it(
     tmp_path: Path, folder: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A slow reader loading generation N while two writes switch to N+2 (and remove N) still answers."""
-    import qa.store
+    import qa.store.collection
 
     settings = make_settings(tmp_path / "index")
     reader = QAService(settings, embedder)
     writer = QAService(settings, embedder)  # e.g. another process
     writer.index([folder], "c")
     first = current_generation(settings.collection_dir("c"))
-    checksum = qa.store._sha256
+    checksum = qa.store.collection._sha256
     interrupted: list[Path] = []
 
     def two_writes_meanwhile(path: Path) -> str:
@@ -447,7 +447,7 @@ def test_generation_removed_while_a_reader_loads_it(
             writer.add_text("c", "n2", "Gliders", "Gliders soar on rising thermals above the ridge.", None)
         return checksum(path)
 
-    monkeypatch.setattr(qa.store, "_sha256", two_writes_meanwhile)
+    monkeypatch.setattr(qa.store.collection, "_sha256", two_writes_meanwhile)
     reply = reader.search("What do gliders soar on?", 3, "c")
     assert interrupted and first in str(interrupted[0])
     assert not (settings.collection_dir("c") / str(first)).exists()  # N was removed under the reader

@@ -8,11 +8,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from qa.api import create_app
-from qa.embedder import Embedder
+from qa.http.app import create_app
+from qa.encoding.embedder import Embedder
 from qa.service import QAService
-from qa.store import current_generation, writer_lock
-from qa.uploads import record_path
+from qa.store.collection import current_generation, writer_lock
+from qa.ingest.uploads import record_path
 from tests.conftest import make_settings
 from tests.helpers import serve_in_thread
 

@@ -24,7 +24,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-log = logging.getLogger("qa.embedder")
+log = logging.getLogger("qa.encoding.embedder")
 
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.onnx")
 _fingerprints: dict[tuple[str, int, int], str] = {}
@@ -324,7 +324,7 @@ class Embedder:
         backend = self.query_backend
         if backend in {"auto", "onnx", "onnx-int8"} and self.cache_dir is not None:
             try:
-                from qa.onnx_encoder import OnnxEncoder
+                from qa.encoding.onnx import OnnxEncoder
 
                 encoder = OnnxEncoder(
                     self.path, self.cache_dir, self.identity.fingerprint, self.identity.max_seq_length,

@@ -480,7 +480,7 @@ class Prepared:
 
 def ensure_collection(service: Any, dataset: Dataset, progress: bool = True) -> Prepared:
     """The collection to search: the dataset's cached one (built if missing) or the one given."""
-    from qa.store import StoreError, current_generation
+    from qa.store.collection import StoreError, current_generation
 
     started = time.perf_counter()
     if dataset.collection:
@@ -583,7 +583,7 @@ def passage_key(passage_id: int) -> str:
 
 
 def _turns(history: list[dict[str, str]]) -> list[Any]:
-    from qa.chat import Turn
+    from qa.search.followups import Turn
 
     return [Turn(turn["role"], turn["content"]) for turn in history]
 

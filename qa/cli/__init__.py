@@ -53,7 +53,7 @@ def make_settings(**overrides: Any) -> Settings:
 
 
 def _service(settings: Settings) -> Any:
-    from qa.embedder import ModelError
+    from qa.encoding.embedder import ModelError
     from qa.service import QAService
 
     try:
@@ -102,7 +102,7 @@ def index(
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
     """Index documents into a collection (incremental: only new and changed files are embedded)."""
-    from qa.store import BusyError, StoreError, current_generation
+    from qa.store.collection import BusyError, StoreError, current_generation
 
     settings = make_settings(collection=collection, model=model)
     name = settings.collection
@@ -132,7 +132,7 @@ def index(
 def _recorded_sources(settings: Settings) -> list[Path]:
     import json as _json
 
-    from qa.store import MANIFEST, current_generation
+    from qa.store.collection import MANIFEST, current_generation
 
     directory = settings.collection_dir()
     live = current_generation(directory)
@@ -161,7 +161,7 @@ def ask(
 ) -> None:
     """Ask a question: the best passages with their citations and the answering sentence."""
     from qa.service import UnknownCollection
-    from qa.store import StoreError
+    from qa.store.collection import StoreError
 
     if not question.strip():
         fail("the question is empty")
@@ -213,7 +213,7 @@ def serve(
     model: ModelOption = None,
 ) -> None:
     """Serve the chat page, the embeddable widget and the HTTP API (builds the default index if needed)."""
-    from qa.server import run
+    from qa.http.server import run
 
     settings = make_settings(host=host, port=port, collection=collection, model=model)
     code = run(settings)
@@ -228,7 +228,7 @@ def collections(
     as_json: Annotated[bool, typer.Option("--json", help="print as JSON")] = False,
 ) -> None:
     """List the indexed collections with their counts and model."""
-    from qa.store import MANIFEST, current_generation, list_collections
+    from qa.store.collection import MANIFEST, current_generation, list_collections
 
     settings = make_settings()
     rows = []
@@ -259,7 +259,7 @@ def collections(
             typer.echo(f"{'':<20} from {source}")
 
 
-from qa.eval_cli import eval_command
+from qa.cli.eval import eval_command
 
 app.command("eval")(eval_command)
 

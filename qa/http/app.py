@@ -25,12 +25,12 @@ from starlette.routing import Match
 
 from qa import __version__
 from qa.access import check_key
-from qa.answer import Reply
-from qa.chat import Turn
+from qa.search.answer import Reply
+from qa.search.followups import Turn
 from qa.config import Settings
-from qa.documents import Skip, UnsafePath
-from qa.indexer import IndexReport
-from qa.middleware import (
+from qa.ingest.documents import Skip, UnsafePath
+from qa.store.indexer import IndexReport
+from qa.http.middleware import (
     UNMATCHED,
     GateMiddleware,
     InFlight,
@@ -40,7 +40,7 @@ from qa.middleware import (
     RateLimiter,
     Scope,
 )
-from qa.schemas import (
+from qa.http.schemas import (
     AskRequest,
     AskResponse,
     ClientConfig,
@@ -57,10 +57,10 @@ from qa.schemas import (
     WriteResponse,
 )
 from qa.service import QAService, TooManyCollections, UnknownCollection, UnknownDocument
-from qa.store import BusyError, Collection, NothingToIndex, PassageRow, StoreError
-from qa.uploads import NameConflict
+from qa.store.collection import BusyError, Collection, NothingToIndex, PassageRow, StoreError
+from qa.ingest.uploads import NameConflict
 
-log = logging.getLogger("qa.api")
+log = logging.getLogger("qa.http.app")
 
 NOT_FOUND_NOTICE = "The documents don't answer this question. The closest passages are listed below."
 NOTHING_NOTICE = "Nothing in the documents matches this question."

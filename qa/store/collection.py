@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from qa.lexical import LexicalIndex
+from qa.store.lexical import LexicalIndex
 
 FORMAT_VERSION = 2
 CURRENT = "CURRENT"

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 from qa.config import Settings
 
-log = logging.getLogger("qa.server")
+log = logging.getLogger("qa.http.server")
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -111,9 +111,9 @@ def _say(message: str) -> None:
 
 def run(settings: Settings) -> int:
     """Serve until interrupted; returns the process exit code."""
-    from qa.embedder import ModelError
+    from qa.encoding.embedder import ModelError
     from qa.service import QAService, UnknownCollection
-    from qa.store import StoreError
+    from qa.store.collection import StoreError
 
     try:
         sock = _bind(settings.host, settings.port)
@@ -145,7 +145,7 @@ def run(settings: Settings) -> int:
 
     import uvicorn
 
-    from qa.api import create_app
+    from qa.http.app import create_app
 
     app = create_app(settings, service)
     shown = f"[{host}]" if ":" in host else host

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qa.embedder import Embedder
-from qa.retriever import Query
+from qa.encoding.embedder import Embedder
+from qa.search.retriever import Query
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from qa.parsing import ParserPool
+    from qa.ingest.parsing import ParserPool
 
 TEXT_SUFFIXES = {".txt", ".text", ".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
@@ -190,9 +190,9 @@ def read_markdown(path: Path, doc_id: str, data: bytes) -> Document:
 def html_to_text(markup: str) -> tuple[str, str]:
     """Visible text of an HTML page, one block per paragraph, and its title.
 
-    Linear in the size of the page, however it is nested or broken (see :mod:`qa.html_text`).
+    Linear in the size of the page, however it is nested or broken (see :mod:`qa.ingest.html`).
     """
-    from qa.html_text import html_to_text as extract
+    from qa.ingest.html import html_to_text as extract
 
     return extract(markup)
 
@@ -317,7 +317,7 @@ def read_file(
 ) -> Document:
     """Read one non-JSONL file; raises :class:`Skip` when it can't be indexed.
 
-    With a ``parser`` (:class:`qa.parsing.ParserPool`) the file is read and parsed in one of
+    With a ``parser`` (:class:`qa.ingest.parsing.ParserPool`) the file is read and parsed in one of
     its worker processes, within its time and memory budget.
     """
     suffix = path.suffix.lower()
@@ -482,7 +482,7 @@ def discover(
     directly by its name; a JSONL document by its ``_id``. A second document with an
     id already seen is skipped. Sources are named relative to the folder given (see
     :func:`_display`), never by their absolute path on this machine. With a ``parser``
-    (:class:`qa.parsing.ParserPool`) files are parsed in its worker processes, several at
+    (:class:`qa.ingest.parsing.ParserPool`) files are parsed in its worker processes, several at
     once, each within its time and memory budget; results keep their order.
     """
     located: deque[tuple[Path, Path]] = deque()  # (root, file) of each item, in order

@@ -15,8 +15,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from qa.documents import Document
-from qa.sentences import sentence_spans
+from qa.ingest.documents import Document
+from qa.ingest.sentences import sentence_spans
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
 """Counts the model's word pieces (without special tokens) for each text."""

@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 
 from qa.config import Settings
-from qa.documents import Document, Skip, discover
-from qa.embedder import Embedder
-from qa.parsing import ParserPool
-from qa.passages import embedding_text, split_document, title_for_embedding
-from qa.sentences import sentence_spans
-from qa.store import (
+from qa.ingest.documents import Document, Skip, discover
+from qa.encoding.embedder import Embedder
+from qa.ingest.parsing import ParserPool
+from qa.ingest.passages import embedding_text, split_document, title_for_embedding
+from qa.ingest.sentences import sentence_spans
+from qa.store.collection import (
     MANIFEST,
     Collection,
     CollectionNotFound,
@@ -41,7 +41,7 @@ from qa.store import (
     writer_lock,
 )
 
-log = logging.getLogger("qa.indexer")
+log = logging.getLogger("qa.store.indexer")
 
 SPLITTER_VERSION = 2
 UPLOADS = "uploads"

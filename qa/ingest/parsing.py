@@ -6,7 +6,7 @@ a server out of memory. So files are parsed in worker processes:
 
 * each a fresh interpreter (``python -c`` started with ``subprocess``, which execs at once:
   the process that starts it, a server with threads, is never forked) that imports only
-  :mod:`qa.documents` and the parsers, never torch. (``multiprocessing``'s "spawn" start
+  :mod:`qa.ingest.documents` and the parsers, never torch. (``multiprocessing``'s "spawn" start
   method also execs, but then runs the parent's ``__main__`` again in the worker: whatever
   a script imports at the top, torch included, and a script read from stdin can't start
   workers at all.) Messages go over a socket pair as ``multiprocessing`` connections:
@@ -16,7 +16,7 @@ a server out of memory. So files are parsed in worker processes:
 * killed, and started again for the next file, when a file takes longer than
   ``QA_PARSE_TIMEOUT_S``.
 
-A file over the budget becomes a :class:`~qa.documents.Skip` saying so. Workers are
+A file over the budget becomes a :class:`~qa.ingest.documents.Skip` saying so. Workers are
 reused across files (start-up is paid once per worker); :class:`ParserPool` parses a list
 of files on several workers at once and yields the results in input order.
 """
@@ -37,7 +37,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from qa.documents import DEFAULT_MAX_FILE_BYTES, SUPPORTED_SUFFIXES, Document, Skip
+from qa.ingest.documents import DEFAULT_MAX_FILE_BYTES, SUPPORTED_SUFFIXES, Document, Skip
 
 if TYPE_CHECKING:
     from qa.config import Settings
@@ -103,8 +103,8 @@ def worker_main(fd: int, memory_mb: int, parent: int) -> None:
     import lxml.etree  # noqa: F401
     import pypdf  # noqa: F401
 
-    import qa.html_text  # noqa: F401
-    from qa import documents
+    import qa.ingest.html  # noqa: F401
+    from qa.ingest import documents
 
     try:
         import resource
@@ -167,7 +167,7 @@ class _Worker:
         self.stop()
         ours, theirs = socket.socketpair()
         code = (
-            f"import sys; sys.path.insert(0, {_PACKAGE_ROOT!r}); from qa.parsing import worker_main; "
+            f"import sys; sys.path.insert(0, {_PACKAGE_ROOT!r}); from qa.ingest.parsing import worker_main; "
             f"worker_main({theirs.fileno()}, {self.memory_mb}, {os.getpid()})"
         )
         try:

@@ -8,14 +8,14 @@ from typing import Any
 
 import numpy as np
 
-log = logging.getLogger("qa.rerank")
+log = logging.getLogger("qa.encoding.rerank")
 
 
 class CrossEncoderReranker:
     """Any sentence-transformers CrossEncoder folder a user supplies (``QA_RERANKER``)."""
 
     def __init__(self, path: str) -> None:
-        from qa.embedder import ModelError
+        from qa.encoding.embedder import ModelError
 
         try:
             from sentence_transformers import CrossEncoder

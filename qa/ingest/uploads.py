@@ -16,9 +16,9 @@ import os
 import unicodedata
 from pathlib import Path
 
-from qa.documents import UnsafePath, safe_relative_path
-from qa.indexer import RECORDS
-from qa.store import write_atomic
+from qa.ingest.documents import UnsafePath, safe_relative_path
+from qa.store.indexer import RECORDS
+from qa.store.collection import write_atomic
 
 MAX_ID_CHARS = 200
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from qa.embedder import Embedder
-from qa.retriever import Hit, Query
-from qa.store import Collection, PassageRow
+from qa.encoding.embedder import Embedder
+from qa.search.retriever import Hit, Query
+from qa.store.collection import Collection, PassageRow
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from typing import Literal
 
 import numpy as np
 
-from qa.embedder import Embedder
-from qa.rerank import CrossEncoderReranker
-from qa.store import Collection
+from qa.encoding.embedder import Embedder
+from qa.encoding.rerank import CrossEncoderReranker
+from qa.store.collection import Collection
 
 Mode = Literal["hybrid", "dense", "bm25"]
 Fusion = Literal["convex", "rrf"]

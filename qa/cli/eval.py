@@ -146,9 +146,9 @@ def eval_command(
     except DatasetError as exc:
         _fail(str(exc))
 
-    from qa.embedder import ModelError
+    from qa.encoding.embedder import ModelError
     from qa.service import QAService
-    from qa.store import StoreError
+    from qa.store.collection import StoreError
 
     try:
         service = QAService(settings)
