@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -57,10 +56,13 @@ class Settings(BaseSettings):
     model: str | None = Field(
         default=None, description="sentence-transformers model folder; default: bundled MiniLM"
     )
-    batch_size: int = Field(default=16, ge=1, le=1024, description="16 measured ~7% faster than 32 on CPU")
+    batch_size: int = Field(
+        default=16, ge=1, le=1024, description="16 measured ~7% faster than 32 on CPU"
+    )
     threads: int | None = Field(default=None, ge=1, description="torch threads (default: torch's)")
     query_backend: Literal["auto", "onnx", "onnx-int8", "torch"] = Field(
-        default="auto", description="encoder for questions: auto = ONNX when the model allows, else torch"
+        default="auto",
+        description="encoder for questions: auto = ONNX when the model allows, else torch",
     )
 
     # Passages
@@ -68,10 +70,14 @@ class Settings(BaseSettings):
         default=None, ge=16, description="word pieces per passage (default: the model's window)"
     )
     min_passage_chars: int = Field(default=40, ge=0)
-    max_file_mb: float = Field(default=50, gt=0, description="larger files are skipped when indexing a folder")
+    max_file_mb: float = Field(
+        default=50, gt=0, description="larger files are skipped when indexing a folder"
+    )
     # Each file (and each upload) is parsed in a worker process with a time and a memory
     # budget; a file over either is skipped with the reason, and the worker restarted.
-    parse_timeout_s: float = Field(default=30, gt=0, description="seconds one file may take to parse")
+    parse_timeout_s: float = Field(
+        default=30, gt=0, description="seconds one file may take to parse"
+    )
     parse_memory_mb: int = Field(
         default=1024, ge=16, description="memory one file may need to parse, above the worker's own"
     )
@@ -80,10 +86,16 @@ class Settings(BaseSettings):
     # Retrieval and answering
     retriever: Literal["hybrid", "dense", "bm25"] = "hybrid"
     fusion: Literal["convex", "rrf"] = "convex"
-    fusion_alpha: float = Field(default=0.5, ge=0, le=1, description="dense share of the convex fusion")
-    sentence_weight: float = Field(default=0.6, ge=0, le=1, description="sentence-level share of the hybrid score")
+    fusion_alpha: float = Field(
+        default=0.5, ge=0, le=1, description="dense share of the convex fusion"
+    )
+    sentence_weight: float = Field(
+        default=0.6, ge=0, le=1, description="sentence-level share of the hybrid score"
+    )
     min_answer_score: float = Field(
-        default=0.38, ge=-1, le=2,
+        default=0.38,
+        ge=-1,
+        le=2,
         description="abstain below this answer score (calibrated for MiniLM: scripts/calibrate_abstention.py)",
     )
     top_k: int = Field(default=5, ge=1, le=50)
@@ -91,7 +103,9 @@ class Settings(BaseSettings):
     reranker_top_n: int = Field(default=20, ge=1, le=200)
 
     # Web chat
-    title: str = Field(default="Ask the documents", description="heading of the chat page and widget")
+    title: str = Field(
+        default="Ask the documents", description="heading of the chat page and widget"
+    )
     starter_questions: Annotated[list[str], NoDecode] | None = Field(
         default=None, description="'|'-separated; default: the bundled corpus's own starters"
     )
@@ -110,13 +124,23 @@ class Settings(BaseSettings):
     )
     rate_limit_per_minute: int = Field(default=300, ge=0, description="per client; 0 disables")
     rate_limit_burst: int = Field(default=60, ge=1)
-    request_timeout_s: float = Field(default=30.0, gt=0, description="questions not answered in time get a 504")
-    body_read_timeout_s: float = Field(default=10.0, gt=0, description="request headers, then the body, must arrive within this")
-    max_inflight: int = Field(
-        default=32, ge=1, description="questions being worked on at once (abandoned ones included); more get a 503"
+    request_timeout_s: float = Field(
+        default=30.0, gt=0, description="questions not answered in time get a 504"
     )
-    max_loaded_collections: int = Field(default=8, ge=1, description="collections kept in memory (least recently used go)")
-    max_collections: int = Field(default=100, ge=1, description="collections the write API may create")
+    body_read_timeout_s: float = Field(
+        default=10.0, gt=0, description="request headers, then the body, must arrive within this"
+    )
+    max_inflight: int = Field(
+        default=32,
+        ge=1,
+        description="questions being worked on at once (abandoned ones included); more get a 503",
+    )
+    max_loaded_collections: int = Field(
+        default=8, ge=1, description="collections kept in memory (least recently used go)"
+    )
+    max_collections: int = Field(
+        default=100, ge=1, description="collections the write API may create"
+    )
     log_json: bool = True
 
     @field_validator("collection")
@@ -153,9 +177,3 @@ class Settings(BaseSettings):
     def collection_dir(self, name: str | None = None) -> Path:
         """The folder of one collection under ``index_dir``."""
         return self.index_dir / validate_collection_name(name or self.collection)
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """Settings read once from the environment."""
-    return Settings()

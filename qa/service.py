@@ -7,52 +7,60 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from qa.ingest import uploads as uploads_store
-from qa.search.answer import AnswerParams, Reply, build_reply
-from qa.search.followups import Turn, build_query
 from qa.config import Settings, validate_collection_name
-from qa.ingest.documents import SUPPORTED_SUFFIXES, Skip, read_jsonl_bytes
-from qa.encoding.embedder import Embedder
-from qa.store.indexer import UPLOADS, Indexer, IndexReport
-from qa.ingest.parsing import ParserPool
-from qa.encoding.rerank import CrossEncoderReranker
-from qa.search.retriever import FusionParams, Mode, Retriever
-from qa.store.collection import (
-    Collection,
+from qa.encoding import CrossEncoderReranker, Embedder
+from qa.errors import (
     CollectionNotFound,
     StoreError,
+    TooManyCollections,
+    UnknownCollection,
+    UnknownDocument,
+    UnknownPassage,
+    UnreadableDocument,
+)
+from qa.ingest.documents import SUPPORTED_SUFFIXES, Skip
+from qa.ingest.parsing import ParserPool
+from qa.ingest.readers import read_jsonl_bytes
+from qa.search import (
+    AnswerParams,
+    FusionParams,
+    Mode,
+    Reply,
+    Retriever,
+    Turn,
+    build_query,
+    build_reply,
+)
+from qa.store import (
+    UPLOADS,
+    Collection,
+    DocumentRow,
+    Indexer,
+    IndexReport,
+    Manifest,
+    PassageRow,
     current_generation,
     list_collections,
     read_manifest,
 )
+from qa.store import uploads as uploads_store
 
 log = logging.getLogger("qa.service")
 
 STARTERS = ".starters"  # one starter question per line, beside the bundled documents
 
 
-class UnknownCollection(CollectionNotFound):
-    """A collection name that has no index, with the names that do."""
-
-    def __init__(self, name: str, available: list[str]) -> None:
-        self.name = name
-        self.available = available
-        listed = ", ".join(repr(n) for n in available) or "none yet"
-        super().__init__(
-            f"unknown collection {name!r}; available collections: {listed}. "
-            f"Create it with `qa index PATH --collection {name}`"
-        )
-
-
-class UnknownDocument(LookupError):
-    """A document id that the collection does not hold."""
-
-
-class TooManyCollections(StoreError):
-    """The write API would create more collections than ``QA_MAX_COLLECTIONS`` allows."""
+@contextlib.contextmanager
+def _unreadable(name: str | None = None) -> Iterator[None]:
+    """A document of the write API that ingest skipped, as an :class:`UnreadableDocument`
+    (named ``name`` when given, else by the source the skip gives)."""
+    try:
+        yield
+    except Skip as skip:
+        raise UnreadableDocument(f"{name or skip.source}: {skip.reason}") from None
 
 
 class QAService:
@@ -61,12 +69,17 @@ class QAService:
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
         self.embedder = embedder or Embedder(
-            settings.model, settings.batch_size, settings.threads, settings.query_backend,
+            settings.model,
+            settings.batch_size,
+            settings.threads,
+            settings.query_backend,
             cache_dir=settings.index_dir / ".models",
         )
         self.indexer = Indexer(settings, self.embedder)
         self.fusion = FusionParams(
-            method=settings.fusion, alpha=settings.fusion_alpha, sentence_weight=settings.sentence_weight
+            method=settings.fusion,
+            alpha=settings.fusion_alpha,
+            sentence_weight=settings.sentence_weight,
         )
         self.answer_params = AnswerParams(min_score=settings.min_answer_score)
         self.reranker = CrossEncoderReranker(settings.reranker) if settings.reranker else None
@@ -89,7 +102,9 @@ class QAService:
         live = current_generation(directory)
         loaded = self._collections.get(name)
         if loaded is not None and live == loaded.generation:
-            with contextlib.suppress(KeyError):  # unloaded meanwhile by another thread: still usable
+            with contextlib.suppress(
+                KeyError
+            ):  # unloaded meanwhile by another thread: still usable
                 self._collections.move_to_end(name)
             return loaded
         with self._lock:
@@ -100,7 +115,9 @@ class QAService:
                 raise UnknownCollection(name, self.collection_names())
             for attempt in range(3):
                 try:
-                    fresh = Collection.load(directory, expect_model=self.embedder.identity.to_dict())
+                    fresh = Collection.load(
+                        directory, expect_model=self.embedder.identity.to_dict()
+                    )
                     break
                 except (StoreError, OSError):
                     # writers switched past this generation and removed it while it loaded: load the new one
@@ -111,12 +128,14 @@ class QAService:
             self._collections[name] = fresh
             self._collections.move_to_end(name)
             while len(self._collections) > self.settings.max_loaded_collections:
-                evicted, _ = self._collections.popitem(last=False)  # closed when its last reader is done
+                evicted, _ = self._collections.popitem(
+                    last=False
+                )  # closed when its last reader is done
                 log.debug("unloaded collection %r (QA_MAX_LOADED_COLLECTIONS)", evicted)
             log.debug("loaded collection %r generation %s", name, fresh.generation)
             return fresh
 
-    def manifests(self) -> dict[str, dict[str, object]]:
+    def manifests(self) -> dict[str, Manifest]:
         """The live manifest of every collection, read from disk without loading any index."""
         out = {}
         for name in self.collection_names():
@@ -126,12 +145,44 @@ class QAService:
                 log.warning("collection %s not listed: %s", name, exc)
         return out
 
+    def manifest(self, collection: str | None = None) -> Manifest:
+        """The live manifest of a collection, loaded (so a broken index is reported)."""
+        return self.collection(collection).manifest
+
+    @property
+    def is_warm(self) -> bool:
+        """The model has answered once, so the next question is fast."""
+        return self.embedder.is_warm
+
+    def passage(
+        self, passage_id: int, collection: str | None = None, before: int = 1, after: int = 1
+    ) -> tuple[PassageRow, list[PassageRow]]:
+        """A passage, and the run of its document's passages from ``before`` ahead of it to
+        ``after`` past it (itself included)."""
+        loaded = self.collection(collection)
+        row = loaded.passage(passage_id)
+        if row is None:
+            raise UnknownPassage(f"no passage {passage_id} in collection {loaded.name!r}")
+        return row, loaded.neighbours(row, before, after)
+
+    def document(
+        self, document_id: str, collection: str | None = None
+    ) -> tuple[DocumentRow, list[PassageRow]]:
+        """A whole document and its passages."""
+        loaded = self.collection(collection)
+        row = loaded.document(document_id)
+        if row is None:
+            raise UnknownDocument(f"no document {document_id!r} in collection {loaded.name!r}")
+        return row, loaded.passages_of([row.id])
+
     def ensure_default(self, progress: bool = True) -> IndexReport | None:
         """Index the bundled corpus into the default collection when it has no index yet."""
         name = self.settings.collection
         if current_generation(self.settings.collection_dir(name)) is not None:
             return None
-        log.info("collection %r has no index yet: building it from %s", name, self.settings.corpus_dir)
+        log.info(
+            "collection %r has no index yet: building it from %s", name, self.settings.corpus_dir
+        )
         return self.index([self.settings.corpus_dir], name, progress=progress)
 
     def index(
@@ -143,7 +194,11 @@ class QAService:
         follow_links: bool = False,
     ) -> IndexReport:
         return self.indexer.index_paths(
-            collection or self.settings.collection, list(paths), full, progress, follow_links=follow_links
+            collection or self.settings.collection,
+            list(paths),
+            full,
+            progress,
+            follow_links=follow_links,
         )
 
     def starter_questions(self, collection: str | None = None) -> list[str]:
@@ -154,8 +209,8 @@ class QAService:
             return self.settings.starter_questions
         starters = Path(self.settings.corpus_dir) / STARTERS
         try:
-            sources = self.collection(name).manifest.get("sources", [])
-        except CollectionNotFound:
+            sources = self.collection(name).manifest.sources
+        except (UnknownCollection, CollectionNotFound):
             return []
         if starters.exists() and str(Path(self.settings.corpus_dir).resolve()) in sources:
             lines = starters.read_text(encoding="utf-8").splitlines()
@@ -197,28 +252,37 @@ class QAService:
         uploads = self.indexer.uploads_dir(self._check_room(collection))
         target, document_id = uploads_store.file_path(uploads, name)
         if target.suffix.lower() not in SUPPORTED_SUFFIXES - {".jsonl"}:
-            raise Skip(document_id, f"unsupported file type {target.suffix or '(none)'!r}; send .txt, .md, .html or .pdf")
-        try:
+            raise UnreadableDocument(
+                f"{document_id}: unsupported file type {target.suffix or '(none)'!r}; "
+                "send .txt, .md, .html or .pdf"
+            )
+        with _unreadable(document_id):  # named as the client did, not by the server's path
             document = self.upload_parser().parse_bytes(target, document_id, data)
-        except Skip as skip:  # name the upload as the client did, not by the server's path
-            raise Skip(document_id, skip.reason) from None
         document.source = f"{UPLOADS}/{document_id}"
-        return self.indexer.upsert(
-            collection, [document], before_switch=lambda: uploads_store.save(uploads, target, data, document_id)
-        )
+        with _unreadable():
+            return self.indexer.upsert(
+                collection,
+                [document],
+                before_switch=lambda: uploads_store.save(uploads, target, data, document_id),
+            )
 
-    def add_text(self, collection: str, document_id: str, title: str, text: str, source: str | None) -> IndexReport:
+    def add_text(
+        self, collection: str, document_id: str, title: str, text: str, source: str | None
+    ) -> IndexReport:
         """Add or replace a document given as text; it is kept as a one-line JSONL file."""
         uploads = self.indexer.uploads_dir(self._check_room(collection))
         uploads_store.check_document_id(document_id)
         target = uploads_store.record_path(uploads, document_id)
         line = uploads_store.record_line(document_id, title, text, source)
-        documents = read_jsonl_bytes(Path(document_id), line)
-        if not documents:
-            raise Skip(document_id, "empty document (no title and no text)")
-        return self.indexer.upsert(
-            collection, documents, before_switch=lambda: uploads_store.save(uploads, target, line, document_id)
-        )
+        with _unreadable():
+            documents = read_jsonl_bytes(Path(document_id), line)
+            if not documents:
+                raise UnreadableDocument(f"{document_id}: empty document (no title and no text)")
+            return self.indexer.upsert(
+                collection,
+                documents,
+                before_switch=lambda: uploads_store.save(uploads, target, line, document_id),
+            )
 
     def delete_document(self, collection: str, document_id: str) -> IndexReport:
         """Remove a document from the index (and its file, when it was uploaded through the API)."""
@@ -227,29 +291,45 @@ class QAService:
             raise UnknownDocument(f"no document {document_id!r} in collection {loaded.name!r}")
         uploads = self.indexer.uploads_dir(loaded.name)
         return self.indexer.delete(
-            loaded.name, [document_id], before_switch=lambda: uploads_store.remove(uploads, document_id)
+            loaded.name,
+            [document_id],
+            before_switch=lambda: uploads_store.remove(uploads, document_id),
         )
+
+    def delete_note(self, collection: str) -> str | None:
+        """What a client should know after deleting from ``collection``: a collection also
+        built from folders gets a deleted file's document back on the next reindex."""
+        uploads = str(self.indexer.uploads_dir(collection).resolve())
+        sources = self.manifest(collection).sources
+        if sources and not all(source == uploads for source in sources):
+            return "if the document's file is still in an indexed folder, the next reindex adds it back"
+        return None
 
     def reindex(self, collection: str, full: bool = False) -> IndexReport:
         """Index the collection's folders again (new, changed and vanished files)."""
         loaded = self.collection(collection)
-        sources = [Path(p) for p in loaded.manifest.get("sources", [])]
-        follow = bool(loaded.manifest.get("source_options", {}).get("follow_links", False))
+        sources = [Path(p) for p in loaded.manifest.sources]
+        follow = loaded.manifest.source_options.follow_links
         return self.indexer.index_paths(loaded.name, sources, full=full, follow_links=follow)
 
     # ------------------------------------------------------------------ questions
     def retriever(self, collection: Collection, mode: Mode | None = None) -> Retriever:
         return Retriever(
-            collection, self.embedder, mode or self.settings.retriever, self.fusion,
-            self.reranker, self.settings.reranker_top_n,
+            collection,
+            self.embedder,
+            mode or self.settings.retriever,
+            self.fusion,
+            self.reranker,
+            self.settings.reranker_top_n,
         )
 
     def search(
         self,
         question: str,
-        top_k: int | None = None,
         collection: str | None = None,
+        top_k: int | None = None,
         history: Sequence[Turn] = (),
+        *,
         with_answer: bool = False,
         mode: Mode | None = None,
     ) -> Reply:
@@ -273,9 +353,9 @@ class QAService:
     def ask(
         self,
         question: str,
-        history: Sequence[Turn] = (),
-        top_k: int | None = None,
         collection: str | None = None,
+        top_k: int | None = None,
+        history: Sequence[Turn] = (),
     ) -> Reply:
         """Passages with citations and the sentence that answers, or no answer."""
-        return self.search(question, top_k, collection, history, with_answer=True)
+        return self.search(question, collection, top_k, history, with_answer=True)

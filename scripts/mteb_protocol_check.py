@@ -12,22 +12,19 @@ difference between the two figures is down to passages vs truncation, nothing el
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from harness import jsonl_lines, make_parser
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from qa.encoding.embedder import Embedder
+from qa.encoding import Embedder
 from qa.evaluation import compute_metrics, load_dataset
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser(__doc__)
     parser.add_argument("dataset", type=Path, help="a BEIR folder")
     parser.add_argument("--split", action="append", help="qrels split(s) (default: test)")
     parser.add_argument("--vectors", type=Path, help="cache the document vectors in this .npy file")
@@ -36,11 +33,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    docs = [
-        json.loads(line)
-        for line in (args.dataset / "corpus.jsonl").open(encoding="utf-8")
-        if line.strip()
-    ]
+    docs = [json.loads(line) for line in jsonl_lines(args.dataset / "corpus.jsonl")]
     ids = [str(d["_id"]) for d in docs]
     texts = [
         (str(d.get("title") or "") + " " + str(d.get("text") or "")).strip() for d in docs

@@ -8,14 +8,18 @@ from pathlib import Path
 import pytest
 
 from qa.config import Settings
-from qa.encoding.embedder import Embedder
+from qa.encoding import Embedder
 from qa.service import QAService
 from tests.helpers import CORPUS, serve_in_thread
 
 
 def make_settings(index_dir: Path, **overrides: object) -> Settings:
     """Settings for a test: its own index folder, no rate limit unless asked for."""
-    values: dict[str, object] = {"index_dir": index_dir, "corpus_dir": CORPUS, "rate_limit_per_minute": 0}
+    values: dict[str, object] = {
+        "index_dir": index_dir,
+        "corpus_dir": CORPUS,
+        "rate_limit_per_minute": 0,
+    }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 
@@ -81,8 +85,12 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder)
     folder = tmp_path_factory.mktemp("tiny-model")
     tokenizer = BertTokenizerFast.from_pretrained(str(embedder.path))
     config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1,
-        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512,
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
     )
     bert_dir = folder / "bert"
     BertModel(config).save_pretrained(bert_dir)
@@ -102,8 +110,13 @@ def tiny_cross_encoder_dir(tmp_path_factory: pytest.TempPathFactory, embedder: E
     folder = tmp_path_factory.mktemp("tiny-cross-encoder")
     tokenizer = BertTokenizerFast.from_pretrained(str(embedder.path))
     config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=512, num_labels=1,
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+        num_labels=1,
     )
     BertForSequenceClassification(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)

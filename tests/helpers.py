@@ -17,6 +17,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
+FIXTURES_DIR = ROOT / "tests" / "fixtures"
 SEED_FILE = CORPUS / "songjiang-g60-innovation-corridor.txt"
 SEED_TITLE = "Songjiang vows to boost global cooperation on sci-tech innovation"
 SHARED = Path(os.environ.get("QA_SHARED_DIR", ROOT.parent / "shared"))
@@ -36,7 +37,12 @@ def serve_in_thread(app: object, port: int | None = None) -> Iterator[str]:
 
     port = port or free_port()
     config = uvicorn.Config(  # as qa serve: forwarded headers are the app's business (QA_TRUSTED_PROXIES)
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", proxy_headers=False  # type: ignore[arg-type]
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        proxy_headers=False,  # type: ignore[arg-type]
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -71,12 +77,16 @@ def environment(index_dir: Path, **env: str) -> dict[str, str]:
     return {**base, "QA_INDEX_DIR": str(index_dir), **env}
 
 
-
 @contextlib.contextmanager
-def running(index_dir: Path, *args: str, **env: str) -> Iterator[tuple[subprocess.Popen[str], str, list[str]]]:
+def running(
+    index_dir: Path, *args: str, **env: str
+) -> Iterator[tuple[subprocess.Popen[str], str, list[str]]]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "qa", "serve", "--port", "0", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        text=True, env=environment(index_dir, **env),
+        [sys.executable, "-m", "qa", "serve", "--port", "0", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment(index_dir, **env),
     )
     log: list[str] = []
     found = threading.Event()
@@ -101,5 +111,3 @@ def running(index_dir: Path, *args: str, **env: str) -> Iterator[tuple[subproces
             process.kill()
         process.wait(timeout=60)
         reader.join(timeout=10)
-
-

@@ -8,10 +8,18 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterable
+from typing import Literal
 
 from qa.config import Settings
+from qa.errors import Forbidden, QAError, Unauthorized
 
-Refusal = tuple[int, str, str]  # (HTTP status, error code, message)
+__all__ = ["Role", "bearer_token", "check_key"]
+
+Role = Literal["write", "admin"]
+DISABLED = {
+    "write": "the write API is disabled; start the server with QA_API_KEY set to enable it",
+    "admin": "this route needs the admin key; start the server with QA_API_KEY set to enable it",
+}
 
 
 def bearer_token(headers: Iterable[tuple[bytes, bytes]]) -> str:
@@ -24,26 +32,16 @@ def bearer_token(headers: Iterable[tuple[bytes, bytes]]) -> str:
 
 
 def check_key(
-    settings: Settings, headers: Iterable[tuple[bytes, bytes]], need: str
-) -> Refusal | None:
-    """``None`` when the request may use a route that needs ``need`` ("write" or "admin")."""
+    settings: Settings, headers: Iterable[tuple[bytes, bytes]], need: Role
+) -> QAError | None:
+    """``None`` when the request may use a route that needs ``need``, else the refusal."""
     key = settings.api_key.get_secret_value() if settings.api_key else ""
     if not key:
-        if need == "write":
-            return (
-                403,
-                "write_disabled",
-                "the write API is disabled; start the server with QA_API_KEY set to enable it",
-            )
-        return (
-            403,
-            "admin_disabled",
-            "this route needs the admin key; start the server with QA_API_KEY set to enable it",
-        )
+        return Forbidden(DISABLED[need], code=f"{need}_disabled")
     token = bearer_token(headers)
     # constant time: the comparison must not tell how much of a guess was right
     if not hmac.compare_digest(
         token.encode("utf-8", "surrogatepass"), key.encode("utf-8", "surrogatepass")
     ):
-        return 401, "unauthorized", "missing or wrong API key; send 'Authorization: Bearer <key>'"
+        return Unauthorized("missing or wrong API key; send 'Authorization: Bearer <key>'")
     return None

@@ -16,22 +16,29 @@ import os
 import threading
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-log = logging.getLogger("qa.onnx")
+from qa.encoding.model import offline_environment
+from qa.errors import ModelError
 
-class OnnxUnsupported(Exception):
-    """The model can't be served through ONNX; use the torch backend."""
+if TYPE_CHECKING:
+    import onnxruntime
+    import torch
+
+log = logging.getLogger(__name__)
 
 
 def _pooling(model_dir: Path) -> str:
+    """The model's pooling ("mean", "cls" or "max"); ModelError when ONNX can't reproduce it."""
     modules = json.loads((model_dir / "modules.json").read_text(encoding="utf-8"))
     kinds = [m.get("type", "") for m in modules]
-    unknown = [k for k in kinds if k.rsplit(".", 1)[-1] not in {"Transformer", "Pooling", "Normalize"}]
+    unknown = [
+        k for k in kinds if k.rsplit(".", 1)[-1] not in {"Transformer", "Pooling", "Normalize"}
+    ]
     if unknown:
-        raise OnnxUnsupported(f"modules {unknown} have no ONNX path")
+        raise ModelError(f"modules {unknown} have no ONNX path")
     pooling = next((m for m in modules if m.get("type", "").endswith("Pooling")), None)
     if pooling is None:
         return "mean"
@@ -39,26 +46,30 @@ def _pooling(model_dir: Path) -> str:
     if config.get("pooling_mode") in {"mean", "cls", "max"}:
         return str(config["pooling_mode"])
     for mode in ("cls", "max", "mean"):
-        if config.get(f"pooling_mode_{mode}_token" if mode == "cls" else f"pooling_mode_{mode}_tokens"):
+        if config.get(
+            f"pooling_mode_{mode}_token" if mode == "cls" else f"pooling_mode_{mode}_tokens"
+        ):
             return mode
-    raise OnnxUnsupported(f"pooling {config} has no ONNX path")
+    raise ModelError(f"pooling {config} has no ONNX path")
 
 
 def export(model_dir: Path, target: Path, quantize: bool = False) -> Path:
     """Export the model's transformer to ``target`` (atomically); optionally int8 weights."""
+    offline_environment()
     import torch
     from transformers import AutoModel
 
     model = AutoModel.from_pretrained(str(model_dir)).eval()
     accepts = set(inspect.signature(model.forward).parameters)
-    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if "token_type_ids" in accepts else [])
+    names = ["input_ids", "attention_mask"]
+    names += ["token_type_ids"] if "token_type_ids" in accepts else []
 
     class Wrapper(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.inner = model
 
-        def forward(self, *inputs: Any) -> Any:
+        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
             return self.inner(**dict(zip(names, inputs))).last_hidden_state
 
     sample = tuple(torch.ones((1, 4), dtype=torch.long) for _ in names)
@@ -68,14 +79,22 @@ def export(model_dir: Path, target: Path, quantize: bool = False) -> Path:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about constant shapes checks
         torch.onnx.export(
-            Wrapper(), sample, str(temporary), input_names=names, output_names=["last_hidden_state"],
-            dynamic_axes=axes, opset_version=17, dynamo=False,
+            Wrapper(),
+            sample,
+            str(temporary),
+            input_names=names,
+            output_names=["last_hidden_state"],
+            dynamic_axes=axes,
+            opset_version=17,
+            dynamo=False,
         )
     if quantize:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         quantized = temporary.with_suffix(".q")
-        quantize_dynamic(str(temporary), str(quantized), weight_type=QuantType.QInt8, per_channel=True)
+        quantize_dynamic(
+            str(temporary), str(quantized), weight_type=QuantType.QInt8, per_channel=True
+        )
         temporary.unlink()
         temporary = quantized
     os.replace(temporary, target)
@@ -85,14 +104,23 @@ def export(model_dir: Path, target: Path, quantize: bool = False) -> Path:
 class OnnxEncoder:
     """Encodes short texts with onnxruntime; thread-safe."""
 
-    def __init__(self, model_dir: Path, cache_dir: Path, fingerprint: str, max_seq_length: int, quantize: bool = False, threads: int | None = None) -> None:
-        import onnxruntime as ort
+    def __init__(
+        self,
+        model_dir: Path,
+        cache_dir: Path,
+        fingerprint: str,
+        max_seq_length: int,
+        quantize: bool = False,
+        threads: int | None = None,
+    ) -> None:
+        offline_environment()
+        import onnxruntime  # noqa: F401 - fail here, before an export, when it is missing
         from tokenizers import Tokenizer
 
         self.pooling = _pooling(model_dir)
         tokenizer_file = model_dir / "tokenizer.json"
         if not tokenizer_file.exists():
-            raise OnnxUnsupported("no tokenizer.json (a fast tokenizer) in the model folder")
+            raise ModelError("no tokenizer.json (a fast tokenizer) in the model folder")
         self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
         self.tokenizer.enable_truncation(max_seq_length)
         self.tokenizer.enable_padding()
@@ -101,18 +129,12 @@ class OnnxEncoder:
         if not path.exists():
             log.info("exporting the query encoder to ONNX (once per model): %s", path)
             export(model_dir, path, quantize)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
-        # don't busy-wait between runs: spinning threads steal the CPU from everything else
-        # on a small shared machine (measured: question encoding 52 -> 18 ms under load)
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self.session = _session(path, threads)
         except Exception:  # noqa: BLE001 - a damaged cache file: export again
             path.unlink(missing_ok=True)
             export(model_dir, path, quantize)
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self.session = _session(path, threads)
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.path = path
         self._lock = threading.Lock()
@@ -130,6 +152,20 @@ class OnnxEncoder:
         elif self.pooling == "max":
             vectors = np.where(mask[..., None] > 0, hidden, -1e9).max(axis=1)
         else:
-            vectors = (hidden * mask[..., None]).sum(axis=1) / np.maximum(mask.sum(axis=1, keepdims=True), 1)
+            counts = np.maximum(mask.sum(axis=1, keepdims=True), 1)
+            vectors = (hidden * mask[..., None]).sum(axis=1) / counts
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+def _session(path: Path, threads: int | None) -> onnxruntime.InferenceSession:
+    """An onnxruntime CPU session for the model in ``path``."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
+    # don't busy-wait between runs: spinning threads steal the CPU from everything else
+    # on a small shared machine (measured: question encoding 52 -> 18 ms under load)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from qa.encoding.model import offline_environment
+from qa.errors import ModelError
+
+if TYPE_CHECKING:
+    from sentence_transformers import CrossEncoder
 
 log = logging.getLogger("qa.encoding.rerank")
 
@@ -15,12 +21,11 @@ class CrossEncoderReranker:
     """Any sentence-transformers CrossEncoder folder a user supplies (``QA_RERANKER``)."""
 
     def __init__(self, path: str) -> None:
-        from qa.encoding.embedder import ModelError
-
+        offline_environment()
         try:
             from sentence_transformers import CrossEncoder
 
-            self.model: Any = CrossEncoder(path, device="cpu", local_files_only=True)
+            self.model: CrossEncoder = CrossEncoder(path, device="cpu", local_files_only=True)
         except Exception as exc:
             raise ModelError(f"could not load the reranker from {path}: {exc}") from exc
         self.path = path
@@ -29,5 +34,7 @@ class CrossEncoderReranker:
     def scores(self, question: str, texts: list[str]) -> np.ndarray:
         """Relevance of each text to the question (higher is better)."""
         with self._lock:
-            values = self.model.predict([(question, text) for text in texts], show_progress_bar=False)
+            values = self.model.predict(
+                [(question, text) for text in texts], show_progress_bar=False
+            )
         return np.asarray(values, dtype=np.float32).reshape(len(texts), -1)[:, -1]

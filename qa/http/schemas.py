@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+
+from qa.search import Turn
 
 MAX_QUESTION_CHARS = 2000
 MAX_HISTORY_TURNS = 20
-MAX_TURN_CHARS = 8000
-
-
-class Turn(BaseModel):
-    """One earlier message of the conversation."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    role: Literal["user", "assistant"]
-    content: str = Field(max_length=MAX_TURN_CHARS)
 
 
 class AskRequest(BaseModel):
@@ -31,7 +23,10 @@ class AskRequest(BaseModel):
                 {
                     "question": "Which of them are in Zhejiang?",
                     "history": [
-                        {"role": "user", "content": "How many cities does the G60 corridor connect?"},
+                        {
+                            "role": "user",
+                            "content": "How many cities does the G60 corridor connect?",
+                        },
                         {"role": "assistant", "content": "The G60 Corridor connects nine cities."},
                     ],
                     "top_k": 3,
@@ -42,10 +37,14 @@ class AskRequest(BaseModel):
 
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, description="the question")
     history: list[Turn] = Field(
-        default_factory=list, max_length=MAX_HISTORY_TURNS, description="earlier turns, oldest first"
+        default_factory=list,
+        max_length=MAX_HISTORY_TURNS,
+        description="earlier turns, oldest first",
     )
     top_k: int = Field(default=5, ge=1, le=50, description="passages to return")
-    collection: str | None = Field(default=None, description="collection name (default: the served one)")
+    collection: str | None = Field(
+        default=None, description="collection name (default: the served one)"
+    )
 
     @field_validator("question")
     @classmethod
@@ -74,7 +73,8 @@ class PassageModel(BaseModel):
     text: str
     citation: CitationModel
     highlights: list[tuple[int, int]] = Field(
-        default_factory=list, description="[start, end] spans inside `text` of the sentences that answer"
+        default_factory=list,
+        description="[start, end] spans inside `text` of the sentences that answer",
     )
 
 
@@ -90,7 +90,9 @@ class AnswerModel(BaseModel):
 
 class AskResponse(BaseModel):
     query: str = Field(description="the text that was actually searched")
-    answer: AnswerModel | None = Field(description="null when the documents don't answer the question")
+    answer: AnswerModel | None = Field(
+        description="null when the documents don't answer the question"
+    )
     notice: str | None = Field(default=None, description="a message to show instead of an answer")
     passages: list[PassageModel]
     collection: str
@@ -129,7 +131,7 @@ class CollectionList(BaseModel):
 
 
 class StoredPassage(BaseModel):
-    passage_id: int
+    passage_id: int = Field(validation_alias=AliasChoices("passage_id", "id"))  # a row's ``id``
     document_id: str
     ordinal: int
     paragraph: int
@@ -167,10 +169,16 @@ class DocumentIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(min_length=1, max_length=200, description="stable id; sending it again replaces the document")
+    id: str = Field(
+        min_length=1,
+        max_length=200,
+        description="stable id; sending it again replaces the document",
+    )
     title: str = Field(default="", max_length=300)
     text: str = Field(min_length=1)
-    source: str | None = Field(default=None, max_length=1000, description="where it came from (URL or path)")
+    source: str | None = Field(
+        default=None, max_length=1000, description="where it came from (URL or path)"
+    )
 
 
 class SkippedFile(BaseModel):
@@ -216,3 +224,17 @@ class ErrorResponse(BaseModel):
 class Health(BaseModel):
     status: str
     detail: dict[str, object] = Field(default_factory=dict)
+
+
+# The error responses documented for routes that can fail (FastAPI's type for ``responses``).
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in {
+        400: "malformed request",
+        404: "unknown collection, passage or document",
+        413: "body over the size limit",
+        415: "body is not JSON",
+        422: "invalid field",
+        429: "rate limited",
+    }.items()
+}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import signal
 import socket
@@ -12,6 +11,10 @@ import threading
 from collections.abc import Iterator
 
 from qa.config import Settings
+from qa.errors import QAError
+from qa.http.errors import RequestTimeout, response_of
+from qa.service import QAService
+from qa.store import Collection
 
 log = logging.getLogger("qa.http.server")
 
@@ -39,7 +42,9 @@ def _server_class() -> type:
             if threading.current_thread() is not threading.main_thread():
                 yield
                 return
-            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            previous = {
+                sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)
+            }
             try:
                 yield
             finally:
@@ -91,15 +96,15 @@ def _protocol_class(header_timeout_s: float) -> type | str:
 
         def _too_slow(self) -> None:
             self._header_timer = None
-            if self.transport.is_closing() or (self.cycle is not None and not self.cycle.response_complete):
+            if self.transport.is_closing() or (
+                self.cycle is not None and not self.cycle.response_complete
+            ):
                 return  # closing already, or still answering an earlier (pipelined) request
-            message = f"request headers not received within {header_timeout_s:g} s"
-            body = json.dumps({"error": {"code": "request_timeout", "message": message}}).encode()
-            head = (
-                "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
-                f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
-            )
-            self.transport.write(head.encode() + body)
+            timeout = RequestTimeout(f"request headers not received within {header_timeout_s:g} s")
+            response = response_of(timeout)
+            head = b"HTTP/1.1 408 Request Timeout\r\n"
+            head += b"".join(name + b": " + value + b"\r\n" for name, value in response.raw_headers)
+            self.transport.write(head + b"connection: close\r\n\r\n" + response.body)
             self.transport.close()
 
     return Protocol
@@ -109,44 +114,21 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run(settings: Settings) -> int:
-    """Serve until interrupted; returns the process exit code."""
-    from qa.encoding.embedder import ModelError
-    from qa.service import QAService, UnknownCollection
-    from qa.store.collection import StoreError
-
-    try:
-        sock = _bind(settings.host, settings.port)
-    except OSError as exc:
-        _say(
-            f"error: cannot listen on {settings.host}:{settings.port} ({exc.strerror or exc}); "
-            "is another server running there? Choose another port with --port or QA_PORT"
-        )
-        return 1
-    host, port = sock.getsockname()[:2]
-    try:
-        service = QAService(settings)
-        service.embedder.identity  # noqa: B018 - a bad model folder fails here
-        if settings.collection == "default":
-            service.ensure_default(progress=True)
-        collection = service.collection()
-        _say(f"loading the model from {service.embedder.path}")
-        service.embedder.warm_up()
-    except (UnknownCollection, ModelError) as exc:
-        _say(f"error: {exc}")
-        return 2
-    except StoreError as exc:
-        _say(f"error: {exc}")
-        return 1
-    except OSError as exc:  # e.g. QA_INDEX_DIR is a file, or a folder we may not write
-        where = f" ({exc.filename})" if exc.filename else ""
-        _say(f"error: cannot use the index folder {settings.index_dir}: {exc.strerror or exc}{where}; check QA_INDEX_DIR")
-        return 1
-
+def run(settings: Settings) -> None:
+    """Serve until interrupted (a :class:`QAError` when the server can't start)."""
     import uvicorn
 
     from qa.http.app import create_app
 
+    try:
+        sock = _bind(settings.host, settings.port)
+    except OSError as exc:
+        raise QAError(
+            f"cannot listen on {settings.host}:{settings.port} ({exc.strerror or exc}); "
+            "is another server running there? Choose another port with --port or QA_PORT"
+        ) from None
+    host, port = sock.getsockname()[:2]
+    service, collection = _ready_service(settings)
     app = create_app(settings, service)
     shown = f"[{host}]" if ":" in host else host
     _say(
@@ -172,4 +154,23 @@ def run(settings: Settings) -> int:
     server = _server_class()(config)
     server.run(sockets=[sock])
     _say("qa stopped")
-    return 0
+
+
+def _ready_service(settings: Settings) -> tuple[QAService, Collection]:
+    """The service with its model warm, and the served collection loaded (the default one
+    is built first when it has no index yet)."""
+    try:
+        service = QAService(settings)
+        service.embedder.identity  # noqa: B018 - a bad model folder fails here
+        if settings.collection == "default":
+            service.ensure_default(progress=True)
+        collection = service.collection()
+        _say(f"loading the model from {service.embedder.path}")
+        service.embedder.warm_up()
+    except OSError as exc:  # e.g. QA_INDEX_DIR is a file, or a folder we may not write
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise QAError(
+            f"cannot use the index folder {settings.index_dir}: {exc.strerror or exc}{where}; "
+            "check QA_INDEX_DIR"
+        ) from None
+    return service, collection

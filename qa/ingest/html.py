@@ -27,16 +27,64 @@ from collections.abc import Mapping
 MAX_DEPTH = 512  # open elements; browsers (Blink) flatten the tree at the same depth
 CHUNK = 8192  # bytes fed to libxml2 at a time
 
-BLOCK_TAGS = frozenset({
-    "p", "div", "section", "article", "main", "header", "footer", "aside", "nav", "h1", "h2",
-    "h3", "h4", "h5", "h6", "ul", "ol", "li", "dl", "dt", "dd", "table", "thead", "tbody",
-    "tr", "td", "th", "blockquote", "pre", "figure", "figcaption", "address", "hr", "form",
-    "fieldset", "caption", "details", "summary", "legend",
-})
+BLOCK_TAGS = frozenset(
+    {
+        "p",
+        "div",
+        "section",
+        "article",
+        "main",
+        "header",
+        "footer",
+        "aside",
+        "nav",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "ul",
+        "ol",
+        "li",
+        "dl",
+        "dt",
+        "dd",
+        "table",
+        "thead",
+        "tbody",
+        "tr",
+        "td",
+        "th",
+        "blockquote",
+        "pre",
+        "figure",
+        "figcaption",
+        "address",
+        "hr",
+        "form",
+        "fieldset",
+        "caption",
+        "details",
+        "summary",
+        "legend",
+    }
+)
 # never shown, or page furniture rather than content
-DROP_TAGS = frozenset({
-    "script", "style", "noscript", "template", "nav", "footer", "aside", "svg", "head", "title",
-})
+DROP_TAGS = frozenset(
+    {
+        "script",
+        "style",
+        "noscript",
+        "template",
+        "nav",
+        "footer",
+        "aside",
+        "svg",
+        "head",
+        "title",
+    }
+)
 # Generic markup debris: navigation and search landmarks, Sphinx's sidebar, relbars, footer
 # and heading permalinks (the "¶" after every heading), and elements marked hidden.
 DROP_ROLES = frozenset({"navigation", "search"})
@@ -141,8 +189,13 @@ def html_to_text(markup: str) -> tuple[str, str]:
     data = markup.encode("utf-8", "replace")  # no lone surrogates in decoded files; "?" otherwise
     extractor = _Extractor()
     parser = etree.HTMLParser(
-        target=extractor, encoding="utf-8", recover=True, huge_tree=True, no_network=True,
-        remove_comments=True, remove_pis=True,
+        target=extractor,
+        encoding="utf-8",
+        recover=True,
+        huge_tree=True,
+        no_network=True,
+        remove_comments=True,
+        remove_pis=True,
     )
     try:
         for offset in range(0, len(data), CHUNK):
@@ -154,8 +207,6 @@ def html_to_text(markup: str) -> tuple[str, str]:
         return flat.close()
     return result
 
-
-# --------------------------------------------------------------------------- the fallback
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9:_-]*+")
 # elements whose content is not markup: skipped to their end tag, or to the end of the page
@@ -180,7 +231,9 @@ class _CloseTags:
             return known
         pattern = self.patterns.get(name)
         if pattern is None:
-            pattern = self.patterns[name] = re.compile(f"</{re.escape(name)}(?![A-Za-z0-9:_-])", re.IGNORECASE)
+            pattern = self.patterns[name] = re.compile(
+                f"</{re.escape(name)}(?![A-Za-z0-9:_-])", re.IGNORECASE
+            )
         match = pattern.search(self.markup, start)
         self.found[name] = match.start() if match else -1
         return self.found[name]

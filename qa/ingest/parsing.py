@@ -23,240 +23,28 @@ of files on several workers at once and yields the results in input order.
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 import weakref
 from collections.abc import Iterable, Iterator
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Self
 
 from qa.ingest.documents import DEFAULT_MAX_FILE_BYTES, SUPPORTED_SUFFIXES, Document, Skip
+from qa.ingest.parse_process import _stop_all, _Worker, timeout_reason
 
 if TYPE_CHECKING:
     from qa.config import Settings
 
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_MEMORY_MB = 1024
-START_TIMEOUT_S = 120.0  # a worker's own start-up (not counted in any file's budget)
 AHEAD = 8  # results parsed ahead of the one being waited for, per worker
-_PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)  # where ``qa`` is imported from
 
 
 def default_workers() -> int:
     return max(1, min(2, os.cpu_count() or 1))
-
-
-def timeout_reason(seconds: float) -> str:
-    return f"parsing took longer than {seconds:g} s; skipped (raise QA_PARSE_TIMEOUT_S to allow more)"
-
-
-def memory_reason(megabytes: int) -> str:
-    return f"parsing needed more than {megabytes} MB; skipped (raise QA_PARSE_MEMORY_MB)"
-
-
-def crash_reason(returncode: int | None, megabytes: int) -> str:
-    if returncode is not None and returncode < 0:
-        try:
-            how = f"killed by {signal.Signals(-returncode).name}"
-        except ValueError:
-            how = f"killed by signal {-returncode}"
-    else:
-        how = f"exit code {returncode}"
-    return (
-        f"the parser process died ({how}); skipped (it may need more than {megabytes} MB: "
-        "raise QA_PARSE_MEMORY_MB)"
-    )
-
-
-# --------------------------------------------------------------------------- the worker
-
-
-def _address_space() -> int:
-    """Bytes of address space this process uses now (0 when /proc can't tell)."""
-    try:
-        with open("/proc/self/statm") as handle:
-            return int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def _exit_with_parent(parent: int) -> None:
-    """Exit once the process that started this worker is gone (even mid-file)."""
-    while os.getppid() == parent:
-        time.sleep(1.0)
-    os._exit(0)
-
-
-def worker_main(fd: int, memory_mb: int, parent: int) -> None:
-    """A worker's loop: parse each request and reply, until the connection closes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops us
-    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
-    # the parsers are imported now, so that neither their import time nor their memory is
-    # charged to the first file
-    import lxml.etree  # noqa: F401
-    import pypdf  # noqa: F401
-
-    import qa.ingest.html  # noqa: F401
-    from qa.ingest import documents
-
-    try:
-        import resource
-
-        limit = _address_space() + memory_mb * 2**20
-        _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-        if hard != resource.RLIM_INFINITY:
-            limit = min(limit, hard)
-        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-    except (ImportError, OSError, ValueError):  # no limit on this platform: the timeout still holds
-        pass
-    conn = Connection(fd)
-    conn.send(("ready", os.getpid()))
-    while True:
-        try:
-            request = conn.recv()
-        except (EOFError, OSError):
-            return
-        if request is None:
-            return
-        kind, path, doc_id, max_bytes = request
-        reply: tuple[str, Any]
-        try:
-            if kind == "bytes":
-                document = documents.parse_bytes(Path(path), doc_id, conn.recv_bytes())
-            else:
-                document = documents.read_file(Path(path), doc_id, max_bytes)
-            reply = ("document", dataclasses.asdict(document))
-            del document
-        except Skip as skip:
-            reply = ("skip", dataclasses.asdict(skip))
-        except MemoryError:
-            reply = ("memory", None)
-        except Exception as exc:  # noqa: BLE001 - a parser bug on one file must not stop the others
-            reply = ("error", f"{exc.__class__.__name__}: {exc}")
-        try:
-            conn.send(reply)
-        except MemoryError:
-            reply = ("memory", None)
-            conn.send(reply)
-        if reply[0] == "memory":
-            return  # the parent starts a fresh worker: memory may be fragmented or leaked
-
-
-class _Worker:
-    """One worker process and the connection to it; used by one caller at a time."""
-
-    def __init__(self, memory_mb: int) -> None:
-        self.memory_mb = memory_mb
-        self.process: subprocess.Popen[bytes] | None = None
-        self.conn: Connection | None = None
-        self.starting = False
-        self.request: tuple[int, Path] | None = None  # (index, path) being parsed
-        self.deadline = 0.0
-
-    def launch(self) -> None:
-        """Start the process if it isn't running (without waiting for it to be ready)."""
-        if self.process is not None and self.process.poll() is None:
-            return
-        self.stop()
-        ours, theirs = socket.socketpair()
-        code = (
-            f"import sys; sys.path.insert(0, {_PACKAGE_ROOT!r}); from qa.ingest.parsing import worker_main; "
-            f"worker_main({theirs.fileno()}, {self.memory_mb}, {os.getpid()})"
-        )
-        try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-c", code], pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL
-            )
-        finally:
-            theirs.close()
-        self.conn, self.starting = Connection(ours.detach()), True
-
-    def ready(self) -> Connection:
-        """The connection to a started worker, once it has imported its parsers."""
-        self.launch()
-        assert self.conn is not None and self.process is not None
-        if self.starting:
-            if not self.conn.poll(START_TIMEOUT_S):
-                self.stop()
-                raise RuntimeError(f"a parser process did not start within {START_TIMEOUT_S:g} s")
-            try:
-                self.conn.recv()
-            except (EOFError, OSError):
-                code = self.process.wait(timeout=10)
-                self.stop()
-                raise RuntimeError(f"a parser process failed to start (exit code {code})") from None
-            self.starting = False
-        return self.conn
-
-    def submit(self, request: tuple[str, str, str, int], data: bytes | None = None) -> None:
-        conn = self.ready()
-        try:
-            conn.send(request)
-            if data is not None:
-                conn.send_bytes(data)
-        except OSError:  # it died while idle (killed from outside): once more, with a new one
-            self.stop()
-            conn = self.ready()
-            conn.send(request)
-            if data is not None:
-                conn.send_bytes(data)
-
-    def receive(self, source: str) -> Document | Skip:
-        """The reply to the request sent (call once ``conn`` is readable)."""
-        assert self.conn is not None and self.process is not None
-        try:
-            kind, value = self.conn.recv()
-        except (EOFError, OSError):
-            try:
-                code: int | None = self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                code = None
-            self.stop()
-            return Skip(source, crash_reason(code, self.memory_mb))
-        if kind == "document":
-            return Document(**value)
-        if kind == "skip":
-            return Skip(**value)
-        if kind == "memory":
-            self.stop()
-            return Skip(source, memory_reason(self.memory_mb))
-        return Skip(source, f"the parser failed ({value})")
-
-    def stop(self) -> None:
-        """Kill the process (if any) and forget it; the next request starts a new one."""
-        process, conn = self.process, self.conn
-        self.process = self.conn = None
-        self.starting = False
-        self.request = None
-        if conn is not None:
-            conn.close()
-        if process is not None:
-            if process.poll() is None:
-                process.kill()
-            process.wait()
-
-    def shutdown(self) -> None:
-        """Ask the process to exit, and kill it if it doesn't."""
-        process, conn = self.process, self.conn
-        if process is not None and conn is not None and self.request is None and not self.starting:
-            try:
-                conn.send(None)
-                process.wait(timeout=5)
-            except (OSError, subprocess.TimeoutExpired):
-                pass
-        self.stop()
-
-
-def _stop_all(workers: list[_Worker]) -> None:
-    for worker in workers:
-        worker.stop()
 
 
 class ParserPool:
@@ -309,7 +97,6 @@ class ParserPool:
             worker.shutdown()
         self._finalizer.detach()
 
-    # ------------------------------------------------------------------ borrowing workers
     def _take(self, block: bool = True) -> _Worker | None:
         with self._available:
             while not self._idle:
@@ -330,12 +117,13 @@ class ParserPool:
             self._idle.append(worker)
             self._available.notify()
 
-    # ------------------------------------------------------------------ one file
     def parse_bytes(self, path: Path, doc_id: str, data: bytes) -> Document:
         """Parse a file's content (named ``path``, not read from it); raises :class:`Skip`."""
         return self._one(("bytes", str(path), doc_id, 0), data)
 
-    def parse_path(self, path: Path, doc_id: str, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Document:
+    def parse_path(
+        self, path: Path, doc_id: str, max_bytes: int = DEFAULT_MAX_FILE_BYTES
+    ) -> Document:
         """Read and parse the file at ``path`` (the worker reads it); raises :class:`Skip`."""
         return self._one(("path", str(path), doc_id, max_bytes), None)
 
@@ -353,7 +141,9 @@ class ParserPool:
             raise result
         return result
 
-    def _run(self, worker: _Worker, request: tuple[str, str, str, int], data: bytes | None) -> Document | Skip:
+    def _run(
+        self, worker: _Worker, request: tuple[str, str, str, int], data: bytes | None
+    ) -> Document | Skip:
         worker.submit(request, data)
         conn = worker.conn
         assert conn is not None
@@ -362,9 +152,10 @@ class ParserPool:
         worker.stop()
         return Skip(request[1], timeout_reason(self.timeout_s))
 
-    # ------------------------------------------------------------------ many files
     def parse_files(
-        self, items: Iterable[tuple[Path, str] | Document | Skip], max_bytes: int = DEFAULT_MAX_FILE_BYTES
+        self,
+        items: Iterable[tuple[Path, str] | Document | Skip],
+        max_bytes: int = DEFAULT_MAX_FILE_BYTES,
     ) -> Iterator[Document | Skip]:
         """Parse ``(path, document id)`` pairs on all free workers; results in input order.
 
@@ -374,74 +165,111 @@ class ParserPool:
         has the whole time budget from when a worker starts on it. Stopping the iteration
         early kills the workers that were still parsing (they start again when next needed).
         """
-        pending = iter(items)
-        held: list[_Worker] = []
         first = self._take()
         assert first is not None
-        held.append(first)
+        held = [first]
         while (extra := self._take(block=False)) is not None:
             held.append(extra)
         for worker in held:  # start them side by side, not one after the other
             worker.launch()
-        idle = list(held)
-        busy: dict[Connection, _Worker] = {}
-        done: dict[int, Document | Skip] = {}
-        submitted = returned = 0
-        exhausted = False
+        batch = _Batch(iter(items), held, self.timeout_s, max_bytes)
         try:
             while True:
-                while idle and not exhausted and submitted - returned < AHEAD * len(held):
-                    try:
-                        item = next(pending)
-                    except StopIteration:
-                        exhausted = True
-                        break
-                    if isinstance(item, (Document, Skip)):
-                        done[submitted] = item
-                        submitted += 1
-                        continue
-                    path, doc_id = Path(item[0]), item[1]
-                    if path.suffix.lower() not in SUPPORTED_SUFFIXES - {".jsonl"}:
-                        done[submitted] = Skip(str(path), f"unsupported file type {path.suffix.lower() or '(none)'!r}")
-                    else:
-                        worker = idle.pop()
-                        worker.submit(("path", str(path), doc_id, max_bytes))
-                        worker.request = (submitted, path)
-                        worker.deadline = time.monotonic() + self.timeout_s
-                        assert worker.conn is not None
-                        busy[worker.conn] = worker
-                    submitted += 1
-                while returned in done:
-                    result = done.pop(returned)
-                    returned += 1
-                    yield result
-                if not busy:
-                    if exhausted and returned == submitted:
+                batch.fill()
+                yield from batch.ready()
+                if not batch.busy:
+                    if batch.finished:
                         return
                     continue
-                now = time.monotonic()
-                nearest = min(worker.deadline for worker in busy.values())
-                for conn in wait(list(busy), timeout=max(0.0, nearest - now)):
-                    worker = busy.pop(conn)  # type: ignore[arg-type]
-                    assert worker.request is not None
-                    index, path = worker.request
-                    done[index] = worker.receive(str(path))
-                    worker.request = None
-                    idle.append(worker)
-                now = time.monotonic()
-                for conn, worker in list(busy.items()):
-                    if worker.deadline <= now:
-                        del busy[conn]
-                        assert worker.request is not None
-                        index, path = worker.request
-                        worker.stop()
-                        done[index] = Skip(str(path), timeout_reason(self.timeout_s))
-                        idle.append(worker)
+                batch.collect()
         finally:
-            for worker in busy.values():
+            for worker in batch.busy.values():
                 worker.stop()  # abandoned mid-file: its reply would confuse the next caller
             for worker in held:
                 self._give_back(worker)
+
+
+class _Batch:
+    """The bookkeeping of one :meth:`ParserPool.parse_files` call: items handed to idle
+    workers (at most ``AHEAD`` per worker beyond the one awaited), results kept by position."""
+
+    def __init__(
+        self,
+        pending: Iterator[tuple[Path, str] | Document | Skip],
+        workers: list[_Worker],
+        timeout_s: float,
+        max_bytes: int,
+    ) -> None:
+        self.pending = pending
+        self.idle = list(workers)
+        self.size = len(workers)
+        self.timeout_s = timeout_s
+        self.max_bytes = max_bytes
+        self.busy: dict[Connection, _Worker] = {}
+        self.done: dict[int, Document | Skip] = {}
+        self.submitted = self.returned = 0
+        self.exhausted = False
+
+    @property
+    def finished(self) -> bool:
+        return self.exhausted and self.returned == self.submitted
+
+    def fill(self) -> None:
+        """Hand items to idle workers (pass documents and skips straight through)."""
+        while (
+            self.idle and not self.exhausted and self.submitted - self.returned < AHEAD * self.size
+        ):
+            try:
+                item = next(self.pending)
+            except StopIteration:
+                self.exhausted = True
+                return
+            if isinstance(item, (Document, Skip)):
+                self.done[self.submitted] = item
+            else:
+                self._submit(Path(item[0]), item[1])
+            self.submitted += 1
+
+    def _submit(self, path: Path, doc_id: str) -> None:
+        suffix = path.suffix.lower()
+        if suffix not in SUPPORTED_SUFFIXES - {".jsonl"}:
+            self.done[self.submitted] = Skip(
+                str(path), f"unsupported file type {suffix or '(none)'!r}"
+            )
+            return
+        worker = self.idle.pop()
+        worker.submit(("path", str(path), doc_id, self.max_bytes))
+        worker.request = (self.submitted, path)
+        worker.deadline = time.monotonic() + self.timeout_s
+        assert worker.conn is not None
+        self.busy[worker.conn] = worker
+
+    def ready(self) -> Iterator[Document | Skip]:
+        """The results that are next in input order."""
+        while self.returned in self.done:
+            result = self.done.pop(self.returned)
+            self.returned += 1
+            yield result
+
+    def collect(self) -> None:
+        """Wait for the next reply (or deadline); a worker past its deadline is killed."""
+        nearest = min(worker.deadline for worker in self.busy.values())
+        for conn in wait(list(self.busy), timeout=max(0.0, nearest - time.monotonic())):
+            worker = self.busy.pop(conn)  # type: ignore[arg-type]
+            assert worker.request is not None
+            index, path = worker.request
+            self.done[index] = worker.receive(str(path))
+            worker.request = None
+            self.idle.append(worker)
+        now = time.monotonic()
+        for conn, worker in list(self.busy.items()):
+            if worker.deadline <= now:
+                del self.busy[conn]
+                assert worker.request is not None
+                index, path = worker.request
+                worker.stop()
+                self.done[index] = Skip(str(path), timeout_reason(self.timeout_s))
+                self.idle.append(worker)
 
 
 def parse_files(
@@ -457,7 +285,9 @@ def parse_files(
     ``QA_PARSE_MEMORY_MB``, ``QA_MAX_FILE_MB``) for this call only.
     """
     if max_bytes is None:
-        max_bytes = int(settings.max_file_mb * 2**20) if settings is not None else DEFAULT_MAX_FILE_BYTES
+        max_bytes = (
+            int(settings.max_file_mb * 2**20) if settings is not None else DEFAULT_MAX_FILE_BYTES
+        )
     if pool is not None:
         yield from pool.parse_files(items, max_bytes)
         return

@@ -23,8 +23,21 @@ TokenCounter = Callable[[Sequence[str]], list[int]]
 
 _TERMINAL = tuple('.!?:;"\u201d\u2019)\u3002\uff01\uff1f')
 NAVIGATION = {
-    "top", "back to top", "to top", "share", "print", "email", "advertisement", "related",
-    "read more", "menu", "skip to content", "home", "next", "previous", "comments",
+    "top",
+    "back to top",
+    "to top",
+    "share",
+    "print",
+    "email",
+    "advertisement",
+    "related",
+    "read more",
+    "menu",
+    "skip to content",
+    "home",
+    "next",
+    "previous",
+    "comments",
 }
 
 
@@ -106,7 +119,11 @@ def _paragraphs(text: str, start: int) -> list[tuple[int, int]]:
             prev_text = text[previous[0] : previous[1]]
             this_text = text[line[0] : line[1]]
             wrapped = not _is_short(prev_text) and not prev_text.endswith(_TERMINAL)
-            if not wrapped or _is_short(this_text) or this_text.startswith(("#", "- ", "* ", "> ", "|")):
+            if (
+                not wrapped
+                or _is_short(this_text)
+                or this_text.startswith(("#", "- ", "* ", "> ", "|"))
+            ):
                 paragraphs.append((first[0], previous[1]))
                 first = line
             previous = line
@@ -158,9 +175,7 @@ def _merge_short(text: str, spans: list[tuple[int, int]], min_chars: int) -> lis
     return merged
 
 
-def _pack(
-    pieces: list[tuple[int, int]], sizes: list[int], budget: int
-) -> list[tuple[int, int]]:
+def _pack(pieces: list[tuple[int, int]], sizes: list[int], budget: int) -> list[tuple[int, int]]:
     """Group consecutive pieces into runs of at most ``budget`` tokens, evenly sized."""
     total = sum(sizes)
     parts = max(1, math.ceil(total / budget))

@@ -5,10 +5,58 @@ from __future__ import annotations
 import re
 
 _ABBREVIATIONS = {
-    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "vs", "etc", "e.g", "i.e", "cf",
-    "al", "fig", "figs", "no", "nos", "vol", "pp", "p", "inc", "ltd", "co", "corp", "dept",
-    "u.s", "u.k", "u.n", "e.u", "approx", "est", "gen", "gov", "rev", "jan", "feb", "mar",
-    "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "ca", "ph.d", "a.m", "p.m",
+    "mr",
+    "mrs",
+    "ms",
+    "dr",
+    "prof",
+    "sr",
+    "jr",
+    "st",
+    "mt",
+    "vs",
+    "etc",
+    "e.g",
+    "i.e",
+    "cf",
+    "al",
+    "fig",
+    "figs",
+    "no",
+    "nos",
+    "vol",
+    "pp",
+    "p",
+    "inc",
+    "ltd",
+    "co",
+    "corp",
+    "dept",
+    "u.s",
+    "u.k",
+    "u.n",
+    "e.u",
+    "approx",
+    "est",
+    "gen",
+    "gov",
+    "rev",
+    "jan",
+    "feb",
+    "mar",
+    "apr",
+    "jun",
+    "jul",
+    "aug",
+    "sep",
+    "sept",
+    "oct",
+    "nov",
+    "dec",
+    "ca",
+    "ph.d",
+    "a.m",
+    "p.m",
 }
 
 # A candidate end: terminal punctuation, optional closing quotes/brackets, then whitespace.
@@ -18,7 +66,9 @@ _ABBREVIATIONS = {
 # end of the run, so 20,000 dots took 5 s. (The lookbehind after the first mark, rather
 # than before it, keeps the regex engine's fast scan for the first character.)
 _END = re.compile(r"([.!?\u2026](?<![.!?\u2026]{2})[.!?\u2026]*+)([\"'\u201d\u2019)\]]*+)(\s++)")
-_END_HERE = re.compile(r"([.!?\u2026]++)([\"'\u201d\u2019)\]]*+)(\s++)")  # at ``start``, mid-run or not
+_END_HERE = re.compile(
+    r"([.!?\u2026]++)([\"'\u201d\u2019)\]]*+)(\s++)"
+)  # at ``start``, mid-run or not
 _CJK_END = re.compile(r"[\u3002\uff01\uff1f]++[\u201d\u300d\u300f)\uff09]*+")
 _WORD_BEFORE = re.compile(r"([A-Za-z][A-Za-z.]*)$")  # searched in a 40-character window only
 _NEXT_STARTS_SENTENCE = re.compile(r"[\"'\u201c\u2018(\[]*+[A-Z0-9\u00c0-\u024f\u0370-\u04ff]")

@@ -1,2 +1,24 @@
-"""Question to cited answer: follow-up folding, dense and BM25 retrieval fused, sentence
-rescoring, the answer sentence and abstention."""
+"""Question to cited answer: follow-ups folded into the query, dense and BM25 retrieval
+fused, the head rescored by its best sentences, the answer sentence chosen (or abstained)."""
+
+from qa.search.answer import AnswerParams, AnswerSpan, Citation, RankedPassage, Reply, build_reply
+from qa.search.followups import FollowUpParams, Turn, build_query
+from qa.search.fusion import FusionParams
+from qa.search.retriever import Hit, Mode, Query, Retriever
+
+__all__ = [
+    "AnswerParams",
+    "AnswerSpan",
+    "Citation",
+    "FollowUpParams",
+    "FusionParams",
+    "Hit",
+    "Mode",
+    "Query",
+    "RankedPassage",
+    "Reply",
+    "Retriever",
+    "Turn",
+    "build_query",
+    "build_reply",
+]

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from qa.encoding.embedder import Embedder
+from qa.encoding import Embedder
 from qa.search.retriever import Hit, Query
-from qa.store.collection import Collection, PassageRow
+from qa.store import Collection, PassageRow
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,9 @@ class AnswerParams:
     shortlist_margin: float = 0.05  # ...among those within this of the best stored score
     rank_weight: float = 0.05  # bonus for sentences of higher-ranked passages
     highlight_margin: float = 0.08  # other sentences within this of the best are highlighted
-    min_score: float = 0.38  # abstain below this (calibrated on the labelled article set; see README)
+    min_score: float = (
+        0.38  # abstain below this (calibrated on the labelled article set; see README)
+    )
 
 
 def ranked_passages(hits: list[Hit], rows: dict[int, PassageRow]) -> list[RankedPassage]:
@@ -81,8 +83,13 @@ def ranked_passages(hits: list[Hit], rows: dict[int, PassageRow]) -> list[Ranked
         if row is None:  # a stale id can never become a made-up citation
             continue
         citation = Citation(
-            document_id=row.document_id, title=row.title, source=row.source,
-            paragraph=row.paragraph, char_start=row.char_start, char_end=row.char_end, page=row.page,
+            document_id=row.document_id,
+            title=row.title,
+            source=row.source,
+            paragraph=row.paragraph,
+            char_start=row.char_start,
+            char_end=row.char_end,
+            page=row.page,
         )
         out.append(RankedPassage(len(out) + 1, row.id, round(hit.score, 6), row.text, citation))
     return out
@@ -106,16 +113,20 @@ def choose_answer(
     candidates: list[tuple[int, tuple[int, int], float]] = []
     considered = passages[: params.sentence_passages]
     for index, passage in enumerate(considered):
-        spans, sentence_vectors = vectors.get(passage.passage_id, ([], np.zeros((0, len(query.vector)))))
+        spans, sentence_vectors = vectors.get(
+            passage.passage_id, ([], np.zeros((0, len(query.vector))))
+        )
         similarity = sentence_vectors @ query.vector if len(spans) else []
         for span, value in zip(spans, similarity):
             candidates.append((index, span, float(value)))
     if not candidates:
         return None
     ranked = sorted(candidates, key=lambda c: -c[2])
-    shortlist = [c for c in ranked[: params.shortlist] if c[2] >= ranked[0][2] - params.shortlist_margin]
+    shortlist = [
+        c for c in ranked[: params.shortlist] if c[2] >= ranked[0][2] - params.shortlist_margin
+    ]
     texts = [passages[i].text[s:e] for i, (s, e), _ in shortlist]
-    fresh = embedder.encode_queries(texts, cache=True) @ query.vector
+    fresh = embedder.encode_sentences(texts) @ query.vector
     scored = [
         (index, span, float(value) + params.rank_weight * (1 - index / max(1, len(considered))))
         for (index, span, _), value in zip(shortlist, fresh)
@@ -147,4 +158,6 @@ def build_reply(
     if with_answer and passages:
         top = [p.passage_id for p in passages[: params.sentence_passages]]
         answer = choose_answer(query, passages, collection.sentences(top), embedder, params)
-    return Reply(query=query.text, answer=answer, passages=passages, generation=collection.generation)
+    return Reply(
+        query=query.text, answer=answer, passages=passages, generation=collection.generation
+    )

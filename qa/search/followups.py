@@ -12,17 +12,24 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
-from qa.encoding.embedder import Embedder
+from qa.encoding import Embedder
 from qa.search.retriever import Query
 
+MAX_TURN_CHARS = 8000
 
-@dataclass(frozen=True)
-class Turn:
-    role: str  # "user" or "assistant"
-    content: str
+
+class Turn(BaseModel):
+    """One earlier message of the conversation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: Literal["user", "assistant"]
+    content: str = Field(max_length=MAX_TURN_CHARS)
 
 
 @dataclass(frozen=True)
@@ -38,18 +45,107 @@ class FollowUpParams:
 
 # Words that point back at something said before.
 _REFERENCES = {
-    "it", "its", "it's", "they", "them", "their", "theirs", "this", "that", "these", "those",
-    "he", "him", "his", "she", "her", "hers", "there", "then", "such", "same", "former", "latter",
-    "above", "else", "other", "others", "another", "more", "also", "too", "one", "ones",
+    "it",
+    "its",
+    "it's",
+    "they",
+    "them",
+    "their",
+    "theirs",
+    "this",
+    "that",
+    "these",
+    "those",
+    "he",
+    "him",
+    "his",
+    "she",
+    "her",
+    "hers",
+    "there",
+    "then",
+    "such",
+    "same",
+    "former",
+    "latter",
+    "above",
+    "else",
+    "other",
+    "others",
+    "another",
+    "more",
+    "also",
+    "too",
+    "one",
+    "ones",
 }
 # Openings that continue the conversation, matched as whole words ("so" is not "Songjiang").
 _OPENERS = ("and", "but", "what about", "how about", "so", "why", "which one", "which of")
 _STOPWORDS = {
-    "a", "an", "the", "is", "are", "was", "were", "be", "been", "do", "does", "did", "what", "which",
-    "who", "whom", "whose", "when", "where", "why", "how", "many", "much", "of", "in", "on", "at", "to",
-    "for", "from", "by", "with", "about", "and", "or", "but", "if", "so", "can", "could", "would",
-    "should", "will", "has", "have", "had", "any", "some", "there", "please", "tell", "me", "you", "i",
-    "we", "our", "your", "my", "as", "into", "than", "not", "no", "yes",
+    "a",
+    "an",
+    "the",
+    "is",
+    "are",
+    "was",
+    "were",
+    "be",
+    "been",
+    "do",
+    "does",
+    "did",
+    "what",
+    "which",
+    "who",
+    "whom",
+    "whose",
+    "when",
+    "where",
+    "why",
+    "how",
+    "many",
+    "much",
+    "of",
+    "in",
+    "on",
+    "at",
+    "to",
+    "for",
+    "from",
+    "by",
+    "with",
+    "about",
+    "and",
+    "or",
+    "but",
+    "if",
+    "so",
+    "can",
+    "could",
+    "would",
+    "should",
+    "will",
+    "has",
+    "have",
+    "had",
+    "any",
+    "some",
+    "there",
+    "please",
+    "tell",
+    "me",
+    "you",
+    "i",
+    "we",
+    "our",
+    "your",
+    "my",
+    "as",
+    "into",
+    "than",
+    "not",
+    "no",
+    "yes",
 }
 
 
@@ -84,7 +180,9 @@ def build_query(
     """
     question = " ".join(question.split())
     users = [" ".join(t.content.split()) for t in history if t.role == "user" and t.content.strip()]
-    answers = [" ".join(t.content.split()) for t in history if t.role == "assistant" and t.content.strip()]
+    answers = [
+        " ".join(t.content.split()) for t in history if t.role == "assistant" and t.content.strip()
+    ]
     context: list[tuple[str, float]] = []
     if users and needs_context(question, params):
         weight = params.user_weight
@@ -99,4 +197,6 @@ def build_query(
     vector = (weights[:, None] * vectors).sum(axis=0)
     vector /= max(float(np.linalg.norm(vector)), 1e-12)
     shown = " ".join([text for text, _ in reversed(context)] + [question])
-    return Query(text=shown, vector=vector.astype(np.float32), context=tuple(context), question=question)
+    return Query(
+        text=shown, vector=vector.astype(np.float32), context=tuple(context), question=question
+    )

@@ -12,12 +12,11 @@ from typing import Literal
 
 import numpy as np
 
-from qa.encoding.embedder import Embedder
-from qa.encoding.rerank import CrossEncoderReranker
-from qa.store.collection import Collection
+from qa.encoding import CrossEncoderReranker, Embedder
+from qa.search.fusion import FusionParams, convex, rrf, with_sentences
+from qa.store import Collection
 
 Mode = Literal["hybrid", "dense", "bm25"]
-Fusion = Literal["convex", "rrf"]
 
 
 @dataclass(frozen=True)
@@ -30,7 +29,8 @@ class Query:
     question: str = ""  # the BM25 query at full weight (default: ``text``)
 
     @property
-    def lexical(self) -> str:
+    def bm25_text(self) -> str:
+        """What BM25 searches at full weight: the question itself, without folded context."""
         return self.question or self.text
 
 
@@ -41,28 +41,8 @@ class Hit:
     passage_id: int
     score: float
     dense: float = 0.0
-    lexical: float = 0.0
+    lexical: float = 0.0  # its BM25 score
     sentence: float = 0.0  # cosine of the passage's best-matching sentence (hybrid only)
-
-
-Normalisation = Literal["max", "minmax"]
-
-
-@dataclass
-class FusionParams:
-    """Hybrid settings, chosen on SciFact's train split (scripts/tune_fusion.py; see README).
-
-    Convex with each retriever's scores divided by its best candidate's score and equal
-    weights scored 0.737 nDCG@10 on train (RRF at best 0.727, dense 0.685, BM25 0.688).
-    """
-
-    method: Fusion = "convex"
-    alpha: float = 0.5  # weight of the dense score in the convex combination
-    normalisation: Normalisation = "max"
-    rrf_k: int = 10
-    candidates: int = 100  # taken from each retriever before fusion
-    sentence_weight: float = 0.6  # share of the sentence-level score in the final hybrid score
-    sentence_depth: int = 20  # how many fused candidates are rescored by their sentences
 
 
 @dataclass
@@ -101,7 +81,6 @@ class Retriever:
             hits = self._cross_encode(query, hits)
         return hits[:k]
 
-    # ------------------------------------------------------------------ second stage
     def _by_sentences(self, query: Query, hits: list[Hit], depth: int) -> list[Hit]:
         """Rescore the top ``depth`` hits: (1 - w) * fused + w * best sentence (both max-scaled)."""
         top, rest = hits[:depth], hits[depth:]
@@ -109,9 +88,16 @@ class Retriever:
             return hits
         vectors = self.collection.sentences(h.passage_id for h in top)
         weight = self.fusion.sentence_weight
-        best = np.array([float((vectors[h.passage_id][1] @ query.vector).max()) if h.passage_id in vectors else 0.0 for h in top])
+        best = np.array(
+            [
+                float((vectors[h.passage_id][1] @ query.vector).max())
+                if h.passage_id in vectors
+                else 0.0
+                for h in top
+            ]
+        )
         fused = np.array([h.score for h in top])
-        final = (1 - weight) * _by_max(fused) + weight * _by_max(best)
+        final = with_sentences(fused, best, weight)
         for hit, value, sentence in zip(top, final, best):
             hit.score, hit.sentence = float(value), float(sentence)
         top.sort(key=lambda h: -h.score)
@@ -125,13 +111,12 @@ class Retriever:
         head, tail = hits[: self.reranker_top_n], hits[self.reranker_top_n :]
         rows = self.collection.passages(h.passage_id for h in head)
         head = [h for h in head if h.passage_id in rows]
-        scores = self.reranker.scores(query.lexical, [rows[h.passage_id].text for h in head])  # type: ignore[union-attr]
+        scores = self.reranker.scores(query.bm25_text, [rows[h.passage_id].text for h in head])  # type: ignore[union-attr]
         for hit, score in zip(head, scores):
             hit.score = float(score)
         head.sort(key=lambda h: -h.score)
         return head + tail
 
-    # ------------------------------------------------------------------ single retrievers
     def _dense(self, query: Query, k: int) -> list[Hit]:
         ids, scores = self.collection.dense_search(query.vector[None, :], k)
         return [Hit(int(i), float(s), dense=float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
@@ -139,51 +124,44 @@ class Retriever:
     def _bm25(self, query: Query, k: int, scores: np.ndarray | None = None) -> list[Hit]:
         lexical = self.collection.lexical
         if scores is None:
-            scores = lexical.scores(query.lexical, query.context)
+            scores = lexical.scores(query.bm25_text, query.context)
         ids, top = lexical.top(scores, k)
         return [Hit(int(i), float(s), lexical=float(s)) for i, s in zip(ids, top)]
 
-    # ------------------------------------------------------------------ fusion
     def _hybrid(self, query: Query, k: int) -> list[Hit]:
         n = max(self.fusion.candidates, k)
         dense = self._dense(query, n)
-        all_lexical = self.collection.lexical.scores(query.lexical, query.context)
+        all_lexical = self.collection.lexical.scores(query.bm25_text, query.context)
         lexical = self._bm25(query, n, all_lexical)
         if not lexical:
             return dense[:k]
         if self.fusion.method == "rrf":
-            return _rrf(dense, lexical, self.fusion.rrf_k)[:k]
-        candidates = list(dict.fromkeys([h.passage_id for h in dense] + [h.passage_id for h in lexical]))
+            return _by_rank(dense, lexical, self.fusion.rrf_k)[:k]
+        candidates = list(
+            dict.fromkeys([h.passage_id for h in dense] + [h.passage_id for h in lexical])
+        )
         dense_scores = {h.passage_id: h.dense for h in dense}
         missing = [i for i in candidates if i not in dense_scores]
         if missing:
-            dense_scores.update(zip(missing, (self.collection.vectors(missing) @ query.vector).tolist()))
+            dense_scores.update(
+                zip(missing, (self.collection.vectors(missing) @ query.vector).tolist())
+            )
         d = np.array([dense_scores[i] for i in candidates], dtype=np.float32)
         b = all_lexical[self.collection.lexical.rows(np.array(candidates))].astype(np.float32)
-        scale = _minmax if self.fusion.normalisation == "minmax" else _by_max
-        fused = self.fusion.alpha * scale(d) + (1 - self.fusion.alpha) * scale(b)
+        fused = convex(d, b, self.fusion.alpha)
         order = np.argsort(-fused, kind="stable")[:k]
-        return [Hit(candidates[i], float(fused[i]), dense=float(d[i]), lexical=float(b[i])) for i in order]
+        return [
+            Hit(candidates[i], float(fused[i]), dense=float(d[i]), lexical=float(b[i]))
+            for i in order
+        ]
 
 
-def _by_max(values: np.ndarray) -> np.ndarray:
-    high = float(values.max())
-    return values / high if high > 1e-9 else np.zeros_like(values)
-
-
-def _minmax(values: np.ndarray) -> np.ndarray:
-    low, high = float(values.min()), float(values.max())
-    if high - low < 1e-9:
-        return np.zeros_like(values)
-    return (values - low) / (high - low)
-
-
-def _rrf(dense: list[Hit], lexical: list[Hit], k: int) -> list[Hit]:
-    fused: dict[int, Hit] = {}
-    for rank, hit in enumerate(dense):
-        fused[hit.passage_id] = Hit(hit.passage_id, 1 / (k + rank + 1), dense=hit.dense)
-    for rank, hit in enumerate(lexical):
-        entry = fused.setdefault(hit.passage_id, Hit(hit.passage_id, 0.0))
-        entry.score += 1 / (k + rank + 1)
-        entry.lexical = hit.lexical
-    return sorted(fused.values(), key=lambda h: -h.score)
+def _by_rank(dense: list[Hit], lexical: list[Hit], k: int) -> list[Hit]:
+    """Reciprocal rank fusion of the two lists, keeping each hit's own scores."""
+    scores = rrf([[h.passage_id for h in dense], [h.passage_id for h in lexical]], k)
+    hits = {h.passage_id: Hit(h.passage_id, 0.0, dense=h.dense) for h in dense}
+    for h in lexical:
+        hits.setdefault(h.passage_id, Hit(h.passage_id, 0.0)).lexical = h.lexical
+    for passage_id, hit in hits.items():
+        hit.score = scores[passage_id]
+    return sorted(hits.values(), key=lambda h: -h.score)

@@ -6,14 +6,22 @@ import logging
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+if TYPE_CHECKING:
+    import bm25s
+    import Stemmer
+
 IDS_FILE = "ids.npy"
+K1, B = 1.2, 0.75  # the usual BM25 defaults (Robertson & Zaragoza); not tuned per collection
 
 
 @lru_cache(maxsize=1)
-def _bm25s():  # type: ignore[no-untyped-def]
+def _bm25s() -> ModuleType:
+    """The bm25s module, imported on first use (it is slow to import) and kept quiet."""
     import bm25s
 
     logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets DEBUG on import
@@ -21,7 +29,8 @@ def _bm25s():  # type: ignore[no-untyped-def]
 
 
 @lru_cache(maxsize=1)
-def _stemmer():  # type: ignore[no-untyped-def]
+def _stemmer() -> Stemmer.Stemmer:
+    """The English Snowball stemmer, created once."""
     import Stemmer
 
     return Stemmer.Stemmer("english")
@@ -37,14 +46,15 @@ def tokenize(texts: Sequence[str]) -> list[list[str]]:
 class LexicalIndex:
     """A BM25 index whose row ``i`` is the passage with id ``ids[i]``."""
 
-    def __init__(self, bm25: object, ids: np.ndarray) -> None:
+    def __init__(self, bm25: bm25s.BM25, ids: np.ndarray) -> None:
         self.bm25 = bm25
         self.ids = ids
         self._row_of: np.ndarray | None = None
 
     @classmethod
     def build(cls, texts: Sequence[str], ids: np.ndarray) -> LexicalIndex:
-        bm25 = _bm25s().BM25(k1=1.2, b=0.75)
+        """Index ``texts``; row ``i`` is the passage ``ids[i]``."""
+        bm25 = _bm25s().BM25(k1=K1, b=B)
         tokens = tokenize(texts)
         if not any(tokens):
             tokens = [["\u2205"]] * len(texts)  # bm25s can't index an empty vocabulary
@@ -52,12 +62,14 @@ class LexicalIndex:
         return cls(bm25, np.asarray(ids, dtype=np.int64))
 
     def save(self, folder: Path) -> None:
+        """Write the index's arrays and JSON into ``folder`` (no pickle)."""
         folder.mkdir(parents=True, exist_ok=True)
-        self.bm25.save(str(folder), corpus=None, allow_pickle=False)  # type: ignore[attr-defined]
+        self.bm25.save(str(folder), corpus=None, allow_pickle=False)
         np.save(folder / IDS_FILE, self.ids, allow_pickle=False)
 
     @classmethod
     def load(cls, folder: Path) -> LexicalIndex:
+        """An index saved by :meth:`save`."""
         bm25 = _bm25s().BM25.load(str(folder), mmap=False, allow_pickle=False)
         return cls(bm25, np.load(folder / IDS_FILE, allow_pickle=False))
 
@@ -72,10 +84,11 @@ class LexicalIndex:
         return total
 
     def _scores(self, query: str) -> np.ndarray:
+        """BM25 score of every row for one query text."""
         tokens = tokenize([query])[0]
         if not tokens or not len(self.ids):
             return np.zeros(len(self.ids), dtype=np.float32)
-        return np.asarray(self.bm25.get_scores(tokens), dtype=np.float32)  # type: ignore[attr-defined]
+        return np.asarray(self.bm25.get_scores(tokens), dtype=np.float32)
 
     def top(self, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Passage ids and scores of the best ``k`` rows with a positive score."""

@@ -20,188 +20,29 @@ into the ``note`` field (``kind=...; page=...; topic=...``); this script reads b
 shuffle (seed 14), and writes ``pydocs_questions_tune.jsonl`` and ``pydocs_questions_test.jsonl``
 next to this script (or into ``--out-dir``). Exit status 1 when any line is rejected.
 
-Only the standard library and BeautifulSoup are needed. Extracting all ~530 pages takes about
-two minutes, so the paragraphs are cached in the temp directory (keyed on each file's mtime/size).
+Only the standard library and BeautifulSoup are needed. The page text comes from
+``pydocs_pages.py`` (next to this script): extracting all ~530 pages takes about two minutes, so
+the paragraphs are cached in the temp directory (keyed on each file's mtime/size).
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import random
 import re
 import sys
-import tempfile
-import unicodedata
 from collections import Counter, defaultdict
-from functools import cache
 from pathlib import Path
 
-from bs4 import BeautifulSoup, NavigableString, Tag
-from bs4.element import Comment, Doctype, ProcessingInstruction
+import pydocs_pages  # next to this script, which Python puts first on sys.path
+from pydocs_pages import load_cache, normalise, pages_containing, paragraphs, save_cache
 
-DOCS = Path("/usr/share/doc/python3.11/html")
 SEED = 14
 KINDS = ("answerable", "unanswerable", "followup", "followup-twin")
-SKIP_DIRS = {"_sources", "_static", "_images", "_downloads"}
-BLOCK = {
-    "p",
-    "div",
-    "section",
-    "article",
-    "main",
-    "header",
-    "footer",
-    "aside",
-    "nav",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "ul",
-    "ol",
-    "li",
-    "dl",
-    "dt",
-    "dd",
-    "table",
-    "thead",
-    "tbody",
-    "tr",
-    "td",
-    "th",
-    "blockquote",
-    "pre",
-    "figure",
-    "figcaption",
-    "address",
-    "hr",
-    "form",
-    "fieldset",
-    "caption",
-    "details",
-    "summary",
-    "legend",
-    "br",
-}
-# Not indexed by the service either (qa/html_text.py): page furniture, and <aside> (Sphinx puts
-# footnotes, sidebars and topic boxes there), so gold found only there could not be retrieved.
-DROP = {"script", "style", "noscript", "template", "head", "title", "aside", "nav", "footer", "svg"}
-DROP_CLASSES = {
-    "headerlink",
-    "sphinxsidebar",
-    "related",
-    "footer",
-}  # "headerlink" is the ¶ permalink
-BREAK = "\u2029"
-_QUOTES = str.maketrans(
-    {
-        "\u2018": "'",
-        "\u2019": "'",
-        "\u201c": '"',
-        "\u201d": '"',
-        "\u2013": "-",
-        "\u2014": "-",
-        "\u00a0": " ",
-        "\u00b6": " ",
-    }
-)
-CACHE_VERSION = 2
+EVAL_FIELDS = {"id", "question", "history", "gold_snippets", "answer", "group", "note"}
+FIELDS = EVAL_FIELDS | {"kind", "topic", "gold_page"}  # --split folds the last three into note
 MAX_PAGES = 3  # a snippet found on more pages than this is not specific
-
-
-def normalise(text: str) -> str:
-    """Case-, whitespace- and quote-insensitive form (as ``qa.evaluation.normalise``, plus NBSP/¶)."""
-    return " ".join(unicodedata.normalize("NFKC", text).translate(_QUOTES).casefold().split())
-
-
-def _walk(node: Tag, out: list[str]) -> None:
-    for child in node.children:
-        if isinstance(child, (Comment, Doctype, ProcessingInstruction)):
-            continue
-        if isinstance(child, NavigableString):
-            out.append(str(child))
-            continue
-        if not isinstance(child, Tag) or child.name in DROP:
-            continue
-        classes = set(child.get("class") or [])
-        if classes & DROP_CLASSES or child.has_attr("hidden"):
-            continue
-        if (child.get("role") or "").lower() in ("navigation", "search"):
-            continue
-        block = child.name in BLOCK
-        if block:
-            out.append(BREAK)
-        _walk(child, out)
-        if block:
-            out.append(BREAK)
-
-
-def _extract(path: Path) -> list[str]:
-    soup = BeautifulSoup(path.read_text(encoding="utf-8", errors="replace"), "html.parser")
-    root = soup.find("div", attrs={"role": "main"}) or soup.find("div", class_="body") or soup.body
-    parts: list[str] = []
-    if root is not None:
-        _walk(root, parts)
-    text = "".join(parts)
-    return [p for p in (normalise(block) for block in text.split(BREAK)) if p]
-
-
-_CACHE: dict[str, list] = {}  # page -> [mtime_ns, size, paragraphs]
-_CACHE_DIRTY = False
-
-
-def _cache_file() -> Path:
-    """Extraction takes ~2 minutes for all pages, so paragraphs are cached (by mtime and size)."""
-    key = hashlib.sha1(f"{DOCS.resolve()}|{CACHE_VERSION}".encode()).hexdigest()[:12]
-    return Path(tempfile.gettempdir()) / f"pydocs_paragraphs_{key}.json"
-
-
-def load_cache() -> None:
-    try:
-        _CACHE.update(json.loads(_cache_file().read_text(encoding="utf-8")))
-    except (OSError, ValueError):
-        pass
-
-
-def save_cache() -> None:
-    if _CACHE_DIRTY:
-        _cache_file().write_text(json.dumps(_CACHE, ensure_ascii=False), encoding="utf-8")
-
-
-def paragraphs(page: str) -> tuple[str, ...]:
-    """Normalised paragraphs of the visible main text of ``page`` (relative to DOCS)."""
-    global _CACHE_DIRTY
-    path = DOCS / page
-    stat = path.stat()
-    cached = _CACHE.get(page)
-    if cached and cached[0] == stat.st_mtime_ns and cached[1] == stat.st_size:
-        return tuple(cached[2])
-    paras = _extract(path)
-    _CACHE[page] = [stat.st_mtime_ns, stat.st_size, paras]
-    _CACHE_DIRTY = True
-    return tuple(paras)
-
-
-@cache
-def page_texts() -> dict[str, str]:
-    """Every HTML page of the docs (outside the asset folders): one string, paragraphs joined
-    by a separator no snippet can match across."""
-    out = {}
-    for path in sorted(DOCS.rglob("*.html")):
-        rel = path.relative_to(DOCS)
-        if rel.parts[0] in SKIP_DIRS:
-            continue
-        out[rel.as_posix()] = " \u2029 ".join(paragraphs(rel.as_posix()))
-    return out
-
-
-def pages_containing(snippet: str) -> list[str]:
-    needle = normalise(snippet)
-    return [page for page, text in page_texts().items() if needle in text]
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'`])", re.IGNORECASE)
@@ -244,124 +85,171 @@ def _strings(value) -> list[str] | None:
     return value
 
 
+def _field_errors(rec: dict) -> list[str]:
+    unknown = set(rec) - FIELDS
+    return [f"unknown fields {sorted(unknown)}"] if unknown else []
+
+
+def _id_errors(rec: dict, number: int, ids: dict[str, int]) -> list[str]:
+    """A missing or repeated id (``ids``: id -> line of its first use, updated here)."""
+    qid = rec.get("id")
+    if not isinstance(qid, str) or not qid:
+        return ["missing id"]
+    if qid in ids:
+        return [f"duplicate id (first on line {ids[qid]})"]
+    ids[qid] = number
+    return []
+
+
+def _question_errors(rec: dict) -> list[str]:
+    if not isinstance(rec.get("question"), str) or not rec["question"].strip():
+        return ["missing question"]
+    return []
+
+
+def _history_errors(history, kind: str) -> list[str]:
+    """A followup has a history of {role, content} turns, other kinds none."""
+    if kind == "followup":
+        ok = (
+            isinstance(history, list)
+            and history
+            and all(
+                isinstance(t, dict)
+                and set(t) == {"role", "content"}
+                and t["role"] in ("user", "assistant")
+                and isinstance(t["content"], str)
+                and t["content"].strip()
+                for t in history
+            )
+        )
+        return [] if ok else ["a followup needs a history of {role, content} turns"]
+    return [f"a {kind} question must not have a history"] if history else []
+
+
+def _group_errors(rec: dict, kind: str, groups: dict[str, list[str]]) -> list[str]:
+    """Follow-ups (and their twins) have a group, collected in ``groups``; others none."""
+    if kind in ("followup", "followup-twin"):
+        if not rec.get("group"):
+            return [f"a {kind} needs a group"]
+        groups[rec["group"]].append(kind)
+        return []
+    return [f"a {kind} question must not have a group"] if rec.get("group") else []
+
+
+def _count_errors(snippets: list[str], answers: list[str]) -> list[str]:
+    out = []
+    if not 1 <= len(snippets) <= 3:
+        out.append("1-3 gold_snippets needed")
+    if not 1 <= len(answers) <= 3:
+        out.append("1-3 answer strings needed")
+    return out
+
+
+def _snippet_errors(snippet: str, page: str, paras: tuple[str, ...]) -> list[str]:
+    """The snippet must lie within one paragraph of its page (and hold no ¶)."""
+    out = []
+    if "\u00b6" in snippet:
+        out.append(f"snippet contains ¶: {snippet!r}")
+    needle = normalise(snippet)
+    if not any(needle in p for p in paras):
+        whole = " ".join(paras)
+        why = " (it crosses a paragraph boundary)" if needle in whole else ""
+        out.append(f"snippet not in {page}{why}: {snippet!r}")
+    return out
+
+
+def _specificity_warnings(snippet: str, on_page: bool, qid, verbose: bool) -> list[str]:
+    """A snippet of 3-20 words, found (if it is on its page) on at most MAX_PAGES pages."""
+    out = []
+    words = len(snippet.split())
+    if not 3 <= words <= 20:
+        out.append(f"snippet has {words} words: {snippet!r}")
+    if not on_page:
+        return out
+    where_else = pages_containing(snippet)
+    if len(where_else) > MAX_PAGES:
+        out.append(f"snippet on {len(where_else)} pages (not specific): {snippet!r}")
+    if verbose:
+        print(f"  {qid}: {len(where_else)} page(s): {snippet!r}")
+    return out
+
+
+def _check_snippets(
+    rec: dict, page: str, snippets: list[str], verbose: bool
+) -> tuple[list[str], list[str], list[str]]:
+    """Errors, warnings, and the paragraphs of ``page`` that hold a snippet."""
+    errors: list[str] = []
+    warnings: list[str] = []
+    hit_paras: list[str] = []
+    paras = paragraphs(page)
+    for snippet in snippets:
+        found = [p for p in paras if normalise(snippet) in p]
+        warnings += _specificity_warnings(snippet, bool(found), rec.get("id"), verbose)
+        errors += _snippet_errors(snippet, page, paras)
+        hit_paras.extend(found)
+    return errors, warnings, hit_paras
+
+
+def _answer_errors(answers: list[str], hit_paras: list[str]) -> list[str]:
+    """Each answer string must occur in a paragraph that holds a snippet."""
+    return [
+        f"answer {answer!r} not in a paragraph holding a snippet"
+        for answer in answers
+        if not any(normalise(answer) in p for p in hit_paras)
+    ]
+
+
+def _sentence_warnings(answers: list[str], snippets: list[str], hit_paras: list[str]) -> list[str]:
+    """Warn unless some answer string occurs in a sentence holding a snippet."""
+    for answer in answers:
+        needle = normalise(answer)
+        for p in hit_paras:
+            for snippet in snippets:
+                if any(needle in s for s in _sentences_around(p, normalise(snippet))):
+                    return []
+    return ["no answer string in the sentence of a snippet (check)"]
+
+
+def _check_record(
+    number: int, rec: dict, ids: dict[str, int], groups: dict[str, list[str]], verbose: bool
+) -> tuple[list[str], list[str]]:
+    """Errors and warnings of one line (without the ``line N (id):`` prefix)."""
+    errors = _field_errors(rec) + _id_errors(rec, number, ids) + _question_errors(rec)
+    m = meta(rec)
+    kind = m["kind"]
+    if kind not in KINDS:
+        return [*errors, f"kind {kind!r} not one of {KINDS}"], []
+    snippets, answers = _strings(rec.get("gold_snippets")), _strings(rec.get("answer"))
+    if snippets is None or answers is None:
+        errors.append("gold_snippets / answer must be a string or a list of non-empty strings")
+        return errors, []
+    errors += _history_errors(rec.get("history"), kind) + _group_errors(rec, kind, groups)
+    if kind == "unanswerable":
+        if snippets or answers or m["gold_page"]:
+            errors.append("an unanswerable question has no gold_snippets, answer or gold_page")
+        return errors, []
+    errors += _count_errors(snippets, answers)
+    page = m["gold_page"]
+    if not page or not (pydocs_pages.DOCS / page).is_file():
+        return [*errors, f"gold_page {page!r} is not a page of {pydocs_pages.DOCS}"], []
+    snippet_errors, warnings, hit_paras = _check_snippets(rec, page, snippets, verbose)
+    errors += snippet_errors
+    if hit_paras:
+        errors += _answer_errors(answers, hit_paras)
+        warnings += _sentence_warnings(answers, snippets, hit_paras)
+    return errors, warnings
+
+
 def check(records: list[tuple[int, dict]], verbose: bool = False) -> tuple[list[str], list[str]]:
     errors: list[str] = []
     warnings: list[str] = []
     ids: dict[str, int] = {}
     groups: dict[str, list[str]] = defaultdict(list)
-    known = {
-        "id",
-        "question",
-        "history",
-        "gold_snippets",
-        "answer",
-        "group",
-        "note",
-        "kind",
-        "topic",
-        "gold_page",
-    }
     for number, rec in records:
         where = f"line {number} ({rec.get('id')})"
-
-        def bad(msg: str, where: str = where) -> None:
-            errors.append(f"{where}: {msg}")
-
-        unknown = set(rec) - known
-        if unknown:
-            bad(f"unknown fields {sorted(unknown)}")
-        qid = rec.get("id")
-        if not isinstance(qid, str) or not qid:
-            bad("missing id")
-        elif qid in ids:
-            bad(f"duplicate id (first on line {ids[qid]})")
-        else:
-            ids[qid] = number
-        if not isinstance(rec.get("question"), str) or not rec["question"].strip():
-            bad("missing question")
-        m = meta(rec)
-        kind = m["kind"]
-        if kind not in KINDS:
-            bad(f"kind {kind!r} not one of {KINDS}")
-            continue
-        snippets, answers = _strings(rec.get("gold_snippets")), _strings(rec.get("answer"))
-        if snippets is None or answers is None:
-            bad("gold_snippets / answer must be a string or a list of non-empty strings")
-            continue
-        history = rec.get("history")
-        if kind == "followup":
-            ok = (
-                isinstance(history, list)
-                and history
-                and all(
-                    isinstance(t, dict)
-                    and set(t) == {"role", "content"}
-                    and t["role"] in ("user", "assistant")
-                    and isinstance(t["content"], str)
-                    and t["content"].strip()
-                    for t in history
-                )
-            )
-            if not ok:
-                bad("a followup needs a history of {role, content} turns")
-        elif history:
-            bad(f"a {kind} question must not have a history")
-        if kind in ("followup", "followup-twin"):
-            if not rec.get("group"):
-                bad(f"a {kind} needs a group")
-            else:
-                groups[rec["group"]].append(kind)
-        elif rec.get("group"):
-            bad(f"a {kind} question must not have a group")
-        if kind == "unanswerable":
-            if snippets or answers or m["gold_page"]:
-                bad("an unanswerable question has no gold_snippets, answer or gold_page")
-            continue
-        if not 1 <= len(snippets) <= 3:
-            bad("1-3 gold_snippets needed")
-        if not 1 <= len(answers) <= 3:
-            bad("1-3 answer strings needed")
-        page = m["gold_page"]
-        if not page or not (DOCS / page).is_file():
-            bad(f"gold_page {page!r} is not a page of {DOCS}")
-            continue
-        paras = paragraphs(page)
-        hit_paras: list[str] = []
-        for snippet in snippets:
-            words = len(snippet.split())
-            if not 3 <= words <= 20:
-                warnings.append(f"{where}: snippet has {words} words: {snippet!r}")
-            if "\u00b6" in snippet:
-                bad(f"snippet contains ¶: {snippet!r}")
-            needle = normalise(snippet)
-            found = [p for p in paras if needle in p]
-            if not found:
-                whole = " ".join(paras)
-                why = " (it crosses a paragraph boundary)" if needle in whole else ""
-                bad(f"snippet not in {page}{why}: {snippet!r}")
-                continue
-            hit_paras.extend(found)
-            where_else = pages_containing(snippet)
-            if len(where_else) > MAX_PAGES:
-                warnings.append(
-                    f"{where}: snippet on {len(where_else)} pages (not specific): {snippet!r}"
-                )
-            if verbose:
-                print(f"  {qid}: {len(where_else)} page(s): {snippet!r}")
-        if not hit_paras:
-            continue
-        in_sentence = False
-        for answer in answers:
-            needle = normalise(answer)
-            if not any(needle in p for p in hit_paras):
-                bad(f"answer {answer!r} not in a paragraph holding a snippet")
-            for p in hit_paras:
-                for snippet in snippets:
-                    for sentence in _sentences_around(p, normalise(snippet)):
-                        if needle in sentence:
-                            in_sentence = True
-        if not in_sentence:
-            warnings.append(f"{where}: no answer string in the sentence of a snippet (check)")
+        rec_errors, rec_warnings = _check_record(number, rec, ids, groups, verbose)
+        errors += [f"{where}: {e}" for e in rec_errors]
+        warnings += [f"{where}: {w}" for w in rec_warnings]
     for group, kinds in groups.items():
         if sorted(kinds) != ["followup", "followup-twin"]:
             errors.append(
@@ -422,16 +310,15 @@ def totals(records: list[dict]) -> Counter:
 
 
 def main() -> int:
-    global DOCS
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("file", type=Path)
     parser.add_argument("--split", action="store_true", help="write the tune and test halves")
     parser.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent)
-    parser.add_argument("--docs", type=Path, default=None, help=f"default {DOCS}")
+    parser.add_argument("--docs", type=Path, default=None, help=f"default {pydocs_pages.DOCS}")
     parser.add_argument("-v", "--verbose", action="store_true", help="page count of every snippet")
     args = parser.parse_args()
     if args.docs is not None:
-        DOCS = args.docs
+        pydocs_pages.DOCS = args.docs
     rows = read(args.file)
     load_cache()
     errors, warnings = check(rows, args.verbose)

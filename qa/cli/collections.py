@@ -1,0 +1,50 @@
+"""``qa collections``: the indexed collections, read from their manifests."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from qa.cli.common import make_settings
+
+if TYPE_CHECKING:
+    from qa.store import Manifest
+
+
+def collections(
+    as_json: Annotated[bool, typer.Option("--json", help="print as JSON")] = False,
+) -> None:
+    """List the indexed collections with their counts and model."""
+    from qa.store import list_collections, read_manifest
+
+    settings = make_settings()
+    names = list_collections(settings.index_dir)
+    manifests = {name: read_manifest(settings.index_dir / name) for name in names}
+    if as_json:
+        typer.echo(json.dumps([_row(n, m) for n, m in manifests.items()], indent=2))
+        return
+    if not manifests:
+        typer.echo(f"no collections in {settings.index_dir}; create one with `qa index PATH`")
+    for name, manifest in manifests.items():
+        counts = manifest.counts
+        typer.echo(
+            f"{name:<20} {counts.documents:>7} documents {counts.passages:>8} passages  "
+            f"{manifest.model.name}  built {manifest.created_at} ({manifest.generation})"
+        )
+        for source in manifest.sources:
+            typer.echo(f"{'':<20} from {source}")
+
+
+def _row(name: str, manifest: Manifest) -> dict[str, object]:
+    """One collection as ``--json`` prints it."""
+    return {
+        "name": name,
+        "generation": manifest.generation,
+        "documents": manifest.counts.documents,
+        "passages": manifest.counts.passages,
+        "model": manifest.model.name,
+        "created_at": manifest.created_at,
+        "sources": manifest.sources,
+    }

@@ -1,0 +1,83 @@
+"""``qa index``: index files and folders into a collection (incremental)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from qa.cli.common import CollectionOption, Interrupted, ModelOption, make_settings, open_service
+from qa.config import Settings
+from qa.errors import InvalidInput
+
+PathsArgument = Annotated[
+    list[Path] | None,
+    typer.Argument(
+        help="files or folders (.txt .md .html .pdf, BEIR corpus.jsonl); "
+        "default: the folders the collection was last indexed from"
+    ),
+]
+FollowLinksOption = Annotated[
+    bool,
+    typer.Option(
+        "--follow-links",
+        help="also follow symbolic links that point outside the folder (off: they are skipped, "
+        "so a link can't publish a private file); remembered for later re-indexing",
+    ),
+]
+
+
+def index(
+    paths: PathsArgument = None,
+    collection: CollectionOption = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="rebuild everything instead of updating")
+    ] = False,
+    follow_links: FollowLinksOption = False,
+    model: ModelOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Index documents into a collection (incremental: only new and changed files are embedded)."""
+    from qa.store import current_generation
+
+    settings = make_settings(collection=collection, model=model)
+    name = settings.collection
+    if not paths:
+        paths = _recorded_sources(settings)
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise InvalidInput(f"no such file or folder: {', '.join(missing)}")
+    service = open_service(settings)
+    try:
+        report = service.index(paths, name, full=full, progress=True, follow_links=follow_links)
+    except KeyboardInterrupt:
+        live = current_generation(settings.collection_dir(name)) or "nothing"
+        raise Interrupted(
+            f"interrupted; the partial build is discarded, collection {name!r} stays at {live}"
+        ) from None
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    changed = report.changed or report.full_rebuild
+    state = f"now at {report.generation}" if changed else "unchanged"
+    typer.echo(f"collection {name!r} {state}: {report.summary()}", err=as_json)
+    if report.documents == 0:
+        raise typer.Exit(1)
+
+
+def _recorded_sources(settings: Settings) -> list[Path]:
+    """The folders the collection was last indexed from (the bundled corpus for a new
+    default collection)."""
+    from qa.store import current_generation, read_manifest
+
+    directory = settings.collection_dir()
+    if current_generation(directory) is not None:
+        sources = read_manifest(directory).sources
+        if sources:
+            return [Path(p) for p in sources]
+    if settings.collection == "default":
+        return [settings.corpus_dir]
+    raise InvalidInput(
+        f"give the files or folders to index into collection {settings.collection!r}"
+    )

@@ -1,0 +1,116 @@
+"""What several routes share: the app's service and settings, the collection a request is
+for, the question runner with its deadline and in-flight bound, and the route guards."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Annotated, Literal, TypeVar
+
+import anyio
+from fastapi import Depends, Request
+
+from qa.access import Role, check_key
+from qa.config import Settings, validate_collection_name
+from qa.errors import InvalidName, NotFound, ServiceBusy, Timeout, UnsupportedMediaType
+from qa.http.limits import InFlight
+from qa.http.metrics import Metrics
+from qa.service import QAService
+
+T = TypeVar("T")
+
+
+async def get_service(request: Request) -> QAService:
+    return request.app.state.service
+
+
+async def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+ServiceDep = Annotated[QAService, Depends(get_service)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def metrics_of(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+def load(request: Request, name: str | None) -> str:
+    """Load the collection a request is for (default: the served one) and return its name,
+    which the request's log line shows from now on."""
+    service: QAService = request.app.state.service
+    collection = service.collection(name)
+    request.scope.setdefault("state", {})["collection"] = collection.name
+    counts = collection.counts
+    metrics_of(request).collection_size(collection.name, counts["documents"], counts["passages"])
+    return collection.name
+
+
+def valid_name(name: str, must_exist: bool = True) -> str:
+    """A collection name from the URL: a 404 when it can't name a collection that exists, a
+    400 when it can't name one to create."""
+    try:
+        return validate_collection_name(name)
+    except ValueError as exc:
+        if must_exist:
+            raise NotFound(str(exc), code="unknown_collection") from None
+        raise InvalidName(str(exc)) from None
+
+
+def require_json(request: Request) -> None:
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/json" and not kind.endswith("+json"):
+        raise UnsupportedMediaType(f"send the body as application/json, not {kind or 'nothing'}")
+
+
+def _require(request: Request, need: Role) -> None:
+    """The gate checked the key before the body was read; checked again here in case the
+    app is mounted without its middleware."""
+    refused = check_key(request.app.state.settings, request.scope.get("headers", []), need)
+    if refused is not None:
+        raise refused
+
+
+def require_writer(request: Request) -> None:
+    _require(request, "write")
+
+
+def require_admin(request: Request) -> None:
+    _require(request, "admin")
+
+
+async def in_time(request: Request, work: Callable[[], T]) -> T:
+    """Run a question in a worker thread; 504 when it is not answered within request_timeout_s
+    (a request still queued for a thread at the deadline never starts). At most
+    ``max_inflight`` questions are worked on at once, counting abandoned ones until their
+    thread ends; past that the answer is a quick 503 instead of a growing queue."""
+    settings: Settings = request.app.state.settings
+    inflight: InFlight = request.app.state.inflight
+    if not inflight.enter():
+        raise ServiceBusy("the server is answering as many questions as it can; try again shortly")
+    claim = threading.Lock()
+    state: Literal["queued", "running", "abandoned"] = "queued"
+
+    def run() -> T:
+        nonlocal state
+        with claim:
+            if state == "abandoned":  # the request gave up before a thread was free
+                raise TimeoutError
+            state = "running"
+        try:
+            return work()
+        finally:
+            inflight.leave()
+
+    try:
+        with anyio.fail_after(settings.request_timeout_s):
+            return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+    except TimeoutError:
+        seconds = f"{settings.request_timeout_s:g}"
+        raise Timeout(f"no answer within {seconds} s; the server is busy, try again") from None
+    finally:
+        with claim:
+            if state == "queued":  # never started: it never will, so it leaves here
+                state = "abandoned"
+                inflight.leave()

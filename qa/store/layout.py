@@ -1,0 +1,188 @@
+"""The folders and files of a collection, the one-writer lock and the atomic commit.
+
+Layout of ``index/<collection>/``::
+
+    CURRENT            name of the live generation (replaced atomically: the commit point)
+    gen-000007/        one complete, immutable generation
+        manifest.json  format, model identity, metric, counts, settings, file checksums
+        store.sqlite   documents and passages (text, offsets, hashes, page)
+        dense.faiss    IndexIDMap2 over inner-product vectors; ids are passage row ids
+        bm25/          bm25s arrays + ids.npy (row -> passage id)
+        sentences.npy  float16 sentence vectors, one row per sentence
+        sentence_spans.npy  int64 (passage id, start, end), sorted by passage id
+    .building-000008/  a build in progress (removed if its writer died)
+    .lock              held by the one writer
+    uploads/           documents added through the write API (``.records/``: those sent as JSON)
+
+Readers only ever open the generation CURRENT names, so they see a whole generation or
+the previous one, never a mix. No pickle: JSON, SQLite, FAISS and ``.npy`` files only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from qa.errors import Busy
+
+CURRENT = "CURRENT"
+MANIFEST = "manifest.json"
+SQLITE = "store.sqlite"
+FAISS = "dense.faiss"
+BM25 = "bm25"
+SENTENCE_VECTORS = "sentences.npy"  # float16, one row per sentence
+SENTENCE_SPANS = "sentence_spans.npy"  # int64 (passage id, start, end), sorted by passage id
+LOCK = ".lock"
+UPLOADS = "uploads"
+RECORDS = ".records"  # documents sent as JSON (see qa/ingest/uploads.py)
+GENERATION = "gen-"
+BUILDING = ".building-"
+
+
+def current_generation(collection_dir: Path) -> str | None:
+    """The name of the live generation, or ``None`` when nothing was committed."""
+    try:
+        name = (collection_dir / CURRENT).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    return name or None
+
+
+def list_collections(index_dir: Path) -> list[str]:
+    """Names of the collections with a committed generation."""
+    if not index_dir.is_dir():
+        return []
+    return sorted(p.name for p in index_dir.iterdir() if p.is_dir() and (p / CURRENT).exists())
+
+
+def upload_roots(uploads: Path) -> list[Path]:
+    """The folders that hold a collection's uploads: files by name, JSON documents by id hash."""
+    return [p.resolve() for p in (uploads, uploads / RECORDS) if p.is_dir()]
+
+
+def next_generation_name(collection_dir: Path) -> str:
+    """The name after every generation and build in the folder (live, old or dead)."""
+    numbers = [
+        int(p.name.split("-")[-1])
+        for p in collection_dir.glob("*-[0-9]*")
+        if p.name.split("-")[-1].isdigit()
+    ]
+    return f"{GENERATION}{max(numbers, default=0) + 1:06d}"
+
+
+def building_dir(collection_dir: Path, generation: str) -> Path:
+    """Where ``generation`` is written before it is renamed into place."""
+    return collection_dir / f"{BUILDING}{generation.split('-')[-1]}"
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a folder's entries (new, renamed, removed files) durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(path: Path) -> None:
+    """Make every file under ``path``, and every folder holding one, durable."""
+    for file in sorted(path.rglob("*")):
+        if file.is_file():
+            with file.open("rb") as handle:
+                os.fsync(handle.fileno())
+    for folder in sorted({f.parent for f in path.rglob("*")} | {path}):
+        fsync_dir(folder)
+
+
+def write_atomic(target: Path, data: bytes, temporary: Path) -> None:
+    """Replace ``target`` with ``data`` all at once: write ``temporary``, fsync, rename, fsync
+    the folder."""
+    with temporary.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, target)
+    fsync_dir(target.parent)
+
+
+def switch_to(collection_dir: Path, generation: str) -> None:
+    """Make ``generation`` the live one (the commit point: one atomic rename)."""
+    pointer = collection_dir / f"{CURRENT}.tmp.{os.getpid()}"
+    write_atomic(collection_dir / CURRENT, (generation + "\n").encode(), pointer)
+
+
+@contextlib.contextmanager
+def writer_lock(collection_dir: Path, wait: bool = False) -> Iterator[None]:
+    """Hold the collection's single-writer lock; :class:`Busy` if another writer has it."""
+    collection_dir.mkdir(parents=True, exist_ok=True)
+    handle = (collection_dir / LOCK).open("a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise Busy(
+                f"collection {collection_dir.name!r} is being updated by another writer; "
+                "try again when it has finished"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def clean_leftovers(collection_dir: Path, keep_previous: int = 1) -> list[str]:
+    """Remove dead builds and old generations (call with the writer lock held)."""
+    removed = []
+    live = current_generation(collection_dir)
+    generations = sorted(p.name for p in collection_dir.glob(f"{GENERATION}*") if p.is_dir())
+    keep = set()
+    if live in generations:
+        position = generations.index(live)
+        keep = set(generations[max(0, position - keep_previous) : position + 1])
+    for path in collection_dir.iterdir():
+        dead_build = path.name.startswith(BUILDING)
+        old_generation = path.name.startswith(GENERATION) and path.name not in keep
+        if path.is_dir() and (dead_build or old_generation):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path.name)
+        elif path.name.startswith(f"{CURRENT}.tmp"):
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    for partial in collection_dir.glob(f"{UPLOADS}/**/.*.tmp*"):  # an upload cut off mid-save
+        partial.unlink(missing_ok=True)
+        removed.append(partial.relative_to(collection_dir).as_posix())
+    return removed
+
+
+def remove_uncommitted(collection_dir: Path) -> None:
+    """Remove a collection folder that never had a generation committed (a failed first write).
+
+    Call with the writer lock held; the lock file goes last, while still held.
+    """
+    if current_generation(collection_dir) is not None or not collection_dir.is_dir():
+        return
+    for path in collection_dir.iterdir():
+        if path.name == LOCK:
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    (collection_dir / LOCK).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        collection_dir.rmdir()

@@ -1,0 +1,128 @@
+"""The embedder: offline model resolution, identity, and ONNX query vectors equal to torch's."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa.encoding import Embedder, resolve_model_path
+from qa.errors import ModelError
+
+TEXTS = [
+    "How many cities does the G60 corridor connect?",
+    "Haier",
+    (
+        "The district offers talents subsidies ranging from around 670 yuan to 4,500 yuan per month "
+        "to ensure that the rental expense is around 10 percent of their salary."
+    ),
+]
+
+
+def test_identity_of_the_bundled_model(embedder: Embedder) -> None:
+    identity = embedder.identity
+    assert identity.name == "sentence-transformers/all-MiniLM-L6-v2"
+    assert identity.dimension == 384
+    assert identity.max_seq_length == 256
+    assert len(identity.fingerprint) == 64
+    assert embedder.max_tokens == 254
+
+
+def test_fingerprint_is_unchanged_by_the_reshape(embedder: Embedder) -> None:
+    """Indexes record the fingerprint: it must stay the SHA-256 of each file's relative path
+    then its bytes, over the sorted JSON and weight files, or every index would be rebuilt."""
+    weights = {"model.safetensors", "pytorch_model.bin", "model.onnx"}
+    files = sorted(
+        p
+        for p in embedder.path.rglob("*")
+        if p.is_file() and (p.suffix == ".json" or p.name in weights)
+    )
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.relative_to(embedder.path).as_posix().encode())
+        digest.update(file.read_bytes())
+    assert embedder.identity.fingerprint == digest.hexdigest()
+
+
+def test_onnx_query_vectors_equal_torch(embedder: Embedder) -> None:
+    assert embedder.active_query_backend == "onnx"
+    fast = embedder.encode_queries(TEXTS)  # one padded batch of very different lengths
+    exact = embedder.encode(TEXTS)
+    assert fast.shape == exact.shape == (3, 384)
+    assert np.all(np.sum(fast * exact, axis=1) > 0.9999)
+    assert np.allclose(np.linalg.norm(fast, axis=1), 1, atol=1e-5)
+
+
+def test_concurrent_queries_are_batched_correctly(embedder: Embedder) -> None:
+    alone = {text: embedder.encode_queries([text])[0] for text in TEXTS}
+    results: dict[int, np.ndarray] = {}
+
+    def worker(i: int) -> None:
+        results[i] = embedder.encode_queries([TEXTS[i % 3]])[0]
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(30)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for i, vector in results.items():
+        assert float(vector @ alone[TEXTS[i % 3]]) > 0.9999
+
+
+def test_missing_model_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="does not exist.*--model"):
+        resolve_model_path(str(tmp_path / "nope"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match="not a sentence-transformers model folder"):
+        resolve_model_path(str(tmp_path / "empty"))
+
+
+def test_any_model_folder_works(tiny_model_dir: Path, tmp_path: Path) -> None:
+    other = Embedder(str(tiny_model_dir), cache_dir=tmp_path)
+    assert other.identity.dimension == 32
+    vectors = other.encode(TEXTS)
+    assert vectors.shape == (3, 32)
+    assert np.all(np.sum(other.encode_queries(TEXTS) * vectors, axis=1) > 0.999)
+
+
+def test_sentence_vectors_equal_question_vectors(embedder: Embedder) -> None:
+    sentences = embedder.encode_sentences(TEXTS)
+    assert np.array_equal(sentences, embedder.encode_queries(TEXTS))
+    assert np.array_equal(embedder.encode_sentences(TEXTS[::-1]), sentences[::-1])  # cached
+    assert embedder.encode_sentences([]).shape == embedder.encode_queries([]).shape == (0, 384)
+
+
+OFFLINE_SWITCHES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM")
+
+LOADER_SCRIPT = """
+import os
+import qa.encoding
+assert "HF_HUB_OFFLINE" not in os.environ, "set at import"
+embedder = qa.encoding.Embedder()
+embedder.count_tokens(["the tokenizer is a loader too"])
+assert os.environ["HF_HUB_OFFLINE"] == os.environ["TRANSFORMERS_OFFLINE"] == "1"
+assert os.environ["TOKENIZERS_PARALLELISM"] == "true", "the user's own value must win"
+embedder.model
+import huggingface_hub.constants
+assert huggingface_hub.constants.HF_HUB_OFFLINE, "the hub was imported online"
+"""
+
+
+def test_offline_switches_are_set_by_the_loaders_not_at_import() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in OFFLINE_SWITCHES}
+    env["TOKENIZERS_PARALLELISM"] = "true"
+    result = subprocess.run(
+        [sys.executable, "-c", LOADER_SCRIPT],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr

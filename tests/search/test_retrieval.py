@@ -1,0 +1,48 @@
+"""Questions about the bundled article return the right passages first."""
+
+from __future__ import annotations
+
+import pytest
+
+from qa.service import QAService, UnknownCollection
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "bm25"])
+def test_nine_cities_first(seed_service: QAService, mode: str) -> None:
+    reply = seed_service.search(
+        "How many cities does the G60 corridor connect?", top_k=5, mode=mode
+    )
+    assert "connects nine cities" in reply.passages[0].text
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "bm25"])
+def test_casarte_first(seed_service: QAService, mode: str) -> None:
+    reply = seed_service.search("What brand is the Haier factory for?", top_k=5, mode=mode)
+    assert "Casarte" in reply.passages[0].text
+
+
+def test_citations_point_at_real_text(seed_service: QAService) -> None:
+    reply = seed_service.ask("How do talents get help with rent?", top_k=5)
+    collection = seed_service.collection()
+    for passage in reply.passages:
+        document = collection.document(passage.citation.document_id)
+        assert document is not None
+        assert (
+            document.text[passage.citation.char_start : passage.citation.char_end] == passage.text
+        )
+        for start, end in passage.highlights:
+            assert 0 <= start < end <= len(passage.text)
+    assert reply.answer is not None
+    cited = next(p for p in reply.passages if p.passage_id == reply.answer.passage_id)
+    assert cited.text[reply.answer.start : reply.answer.end] == reply.answer.text
+
+
+def test_top_k_larger_than_collection(seed_service: QAService) -> None:
+    reply = seed_service.search("Songjiang", top_k=50)
+    assert len(reply.passages) == 19
+    assert len({p.passage_id for p in reply.passages}) == 19
+
+
+def test_unknown_collection_lists_the_known_ones(seed_service: QAService) -> None:
+    with pytest.raises(UnknownCollection, match="available collections: 'default'"):
+        seed_service.search("anything", "nope", 3)
