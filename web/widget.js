@@ -311,6 +311,9 @@ textarea:focus-visible { outline: none; }
 .doc-titles { flex: 1; min-width: 0; }
 .doc-title { font-size: 17px; font-weight: 650; line-height: 1.35; overflow-wrap: anywhere; }
 .doc-meta { font-size: 13px; color: var(--muted); margin-top: 2px; overflow-wrap: anywhere; }
+.doc-links { display: flex; flex-wrap: wrap; gap: 4px 14px; margin-top: 4px; font-size: 13px; }
+.doc-links a { color: var(--accent); font-weight: 550; }
+.doc-links a:empty { display: none; }
 .doc-body { flex: 1; min-height: 0; overflow-y: auto; padding: 18px 20px 24px; }
 .doc-text { white-space: pre-wrap; overflow-wrap: anywhere; font-size: 15px; line-height: 1.7; max-width: 68ch; }
 .doc-status { color: var(--muted); }
@@ -360,7 +363,8 @@ textarea:focus-visible { outline: none; }
   </section>
   <dialog class="doc" aria-labelledby="doc-title">
     <div class="doc-head">
-      <div class="doc-titles"><h2 class="doc-title" id="doc-title"></h2><p class="doc-meta"></p></div>
+      <div class="doc-titles"><h2 class="doc-title" id="doc-title"></h2><p class="doc-meta"></p>
+        <p class="doc-links"><a class="doc-page" target="_blank" rel="noopener noreferrer" hidden>Open as a page</a><a class="doc-original" target="_blank" rel="noopener noreferrer nofollow" hidden>Original page</a></p></div>
       <button class="icon-btn doc-close" type="button" aria-label="Close document">${ICON.close}</button>
     </div>
     <div class="doc-body" tabindex="0" role="document" aria-label="Document text">
@@ -600,6 +604,7 @@ textarea:focus-visible { outline: none; }
         live: $(".live"), alert: $(".alert"),
         doc: $(".doc"), docTitle: $(".doc-title"), docMeta: $(".doc-meta"), docClose: $(".doc-close"),
         docBody: $(".doc-body"), docStatus: $(".doc-status"), docText: $(".doc-text"),
+        docPage: $(".doc-page"), docOriginal: $(".doc-original"),
       };
       const r = this.$;
       r.root.dataset.mode = this.mode;
@@ -1228,6 +1233,42 @@ textarea:focus-visible { outline: none; }
       return "/v1/documents/" + encodeURIComponent(String(id)) + this._query();
     }
 
+    // ---------------------------------------------------------------- shareable citations
+    /** An http(s) address, resolved against the service, or null (never another scheme). */
+    _webAddress(value) {
+      if (!value) return null;
+      try {
+        const url = new URL(String(value), this.endpoint + "/");
+        return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
+      } catch (_) {
+        return null;
+      }
+    }
+
+    /** The citation's own page (its ``url``), for a new tab or a bookmark. */
+    _citationAddress(passage) {
+      const c = passage.citation || {};
+      if (c.url) return this._webAddress(c.url);
+      // a service from before citations had addresses: build the same one
+      const params = new URLSearchParams({ passage: String(passage.passage_id) });
+      if (this.collection) params.set("collection", this.collection);
+      return this._webAddress(`/documents/${encodeURIComponent(String(c.document_id))}?${params}`);
+    }
+
+    /** "Open as a page" and, for a web page, "Original page" in the document viewer. */
+    _setDocumentLinks(passage, doc) {
+      const r = this.$;
+      const page = this._citationAddress(passage);
+      r.docPage.hidden = !page;
+      if (page) r.docPage.href = page;
+      else r.docPage.removeAttribute("href");
+      const source = doc ? doc.source : (passage.citation || {}).source;
+      const original = /^https?:\/\//i.test(String(source || "")) ? this._webAddress(source) : null;
+      r.docOriginal.hidden = !original;
+      if (original) r.docOriginal.href = original;
+      else r.docOriginal.removeAttribute("href");
+    }
+
     async _openDocument(passage, answer, opener) {
       const r = this.$;
       const c = passage.citation || {};
@@ -1238,6 +1279,7 @@ textarea:focus-visible { outline: none; }
       r.docStatus.className = "doc-status";
       r.docStatus.textContent = "Loading the document…";
       r.docStatus.hidden = false;
+      this._setDocumentLinks(passage, null);
       if (!r.doc.open) r.doc.showModal();
       r.docBody.focus({ preventScroll: true });
       const token = (this._docToken = (this._docToken || 0) + 1);
@@ -1257,6 +1299,7 @@ textarea:focus-visible { outline: none; }
         }
       }
       if (token !== this._docToken || !r.doc.open) return;
+      this._setDocumentLinks(passage, doc);
       r.docStatus.hidden = true;
       r.docTitle.textContent = doc.title || c.title || doc.document_id;
       r.docMeta.textContent = [c.paragraph ? `Paragraph ${c.paragraph}` : "", c.page ? `page ${c.page}` : "", doc.source ? basename(doc.source) : ""]
