@@ -215,6 +215,7 @@ class ClientConfig(BaseModel):
     max_question_chars: int = MAX_QUESTION_CHARS
     max_history_turns: int = MAX_HISTORY_TURNS
     feedback: bool = Field(default=True, description="whether readers may rate answers")
+    feedback_max_comment_chars: int = 1000
 
 
 class ErrorDetail(BaseModel):

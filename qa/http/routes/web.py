@@ -27,6 +27,7 @@ def client_config(
         collection=name,
         starter_questions=starters,
         feedback=settings.feedback,
+        feedback_max_comment_chars=settings.feedback_max_comment_chars,
     )
 
 
