@@ -15,6 +15,7 @@ from urllib.parse import quote
 import pytest
 
 from qa.config import Settings
+from qa.feedback import FeedbackIn
 from qa.http.app import create_app
 from qa.service import QAService
 from tests.conftest import make_settings
@@ -211,3 +212,26 @@ def test_feedback_switched_off_hides_the_buttons(
         ask(page, Q1)
         expect(answers(page)).to_contain_text("nine")
         expect(page.locator(".feedback")).to_be_hidden()
+
+
+def test_admin_report_page_groups_problems_and_renders_text(page: Page, site: Any) -> None:
+    _, service, settings = site
+    key = "admin-page-key-0123456789"
+    admin = settings.model_copy(update={"api_key": key})
+    for question in (f"Who painted the harbour {IMG}?", f"Who painted the harbour? {SCRIPT}"):
+        item = {"question": question, "rating": "not_helpful", "reason": "should_have_answered"}
+        service.feedback.record(FeedbackIn.model_validate({**item, "comment": IMG}), "default")
+    with serve_in_thread(create_app(admin, service)) as base:
+        page.goto(base + "/admin")
+        page.get_by_label("Admin key").fill("wrong")
+        page.get_by_role("button", name="Show report").click()
+        expect(page.locator("#status")).to_contain_text("key")
+        page.get_by_label("Admin key").fill(key)
+        page.keyboard.press("Enter")
+        group = page.locator(".group").filter(has_text="Who painted the harbour")
+        expect(group).to_have_count(1)  # the two wordings are one group
+        expect(group.locator(".count")).to_have_text("2")
+        expect(group).to_contain_text(f"Comment: {IMG}")
+        shot(page, "admin-report-light.png")
+        assert page.evaluate(INJECTED_JS.replace("document.js", "admin.js")) == 0
+        assert page.watch.dialogs == []  # type: ignore[attr-defined]
