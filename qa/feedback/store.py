@@ -125,6 +125,9 @@ class FeedbackStore:
             return _select(db, where, tuple(params), limit)
 
     def count(self) -> int:
+        """How many records the collection holds."""
+        if not self.path.exists():
+            return 0
         with self._connect() as db:
             return int(db.execute("SELECT COUNT(*) FROM feedback").fetchone()[0])
 

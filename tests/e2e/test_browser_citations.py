@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from pydantic import SecretStr
 
 from qa.config import Settings
 from qa.feedback import FeedbackIn
@@ -217,7 +218,7 @@ def test_feedback_switched_off_hides_the_buttons(
 def test_admin_report_page_groups_problems_and_renders_text(page: Page, site: Any) -> None:
     _, service, settings = site
     key = "admin-page-key-0123456789"
-    admin = settings.model_copy(update={"api_key": key})
+    admin = settings.model_copy(update={"api_key": SecretStr(key)})
     for question in (f"Who painted the harbour {IMG}?", f"Who painted the harbour? {SCRIPT}"):
         item = {"question": question, "rating": "not_helpful", "reason": "should_have_answered"}
         service.feedback.record(FeedbackIn.model_validate({**item, "comment": IMG}), "default")

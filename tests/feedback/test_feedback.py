@@ -210,3 +210,19 @@ def test_report_groups_and_export_is_read_back_by_eval(
     assert "1998 world cup" in left and "1998" not in out.read_text()
     (report,) = evaluate(service, data, progress=False)
     assert report.metrics["ndcg@10"] is not None
+
+
+def test_unanswered_questions_are_kept_only_when_asked_to(
+    tmp_path: Path, seed_index_dir: Path, embedder: Embedder
+) -> None:
+    index = tmp_path / "index"
+    shutil.copytree(seed_index_dir, index)
+    question = {"question": "Who won the 1998 football world cup?"}
+    for record, expected in ((False, 0), (True, 1)):
+        settings = make_settings(index, record_unanswered=record)
+        service = QAService(settings, embedder)
+        reply = TestClient(create_app(settings, service)).post("/v1/ask", json=question).json()
+        assert reply["answer"] is None
+        assert service.feedback.store("default").count() == expected
+    (kept,) = service.feedback.records("default")
+    assert (kept.kind, kept.rating, kept.question) == ("unanswered", None, question["question"])
