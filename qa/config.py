@@ -142,6 +142,28 @@ class Settings(BaseSettings):
         default=100, ge=1, description="collections the write API may create"
     )
     log_json: bool = True
+    public_url: str | None = Field(
+        default=None,
+        description="the address readers reach the service at (https://docs.example.com); "
+        "citation links start with it (default: the address the request came to)",
+    )
+
+    # Feedback (stored beside each collection's index, in feedback.sqlite)
+    feedback: bool = Field(default=True, description="readers may rate answers (POST /v1/feedback)")
+    feedback_max_comment_chars: int = Field(
+        default=1000, ge=0, le=10_000, description="longest comment a reader may send"
+    )
+    feedback_max_records: int = Field(
+        default=100_000,
+        ge=1,
+        description="records kept per collection; past it new feedback is refused (507), so "
+        "clients can't fill the disk",
+    )
+    record_unanswered: bool = Field(
+        default=False,
+        description="also store every question the service did not answer (question, history, "
+        "collection, generation, time) for `qa report`; off: only what readers send",
+    )
 
     @field_validator("collection")
     @classmethod
@@ -169,10 +191,19 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split("|") if part.strip()]
         return value
 
-    @field_validator("model", "reranker", mode="before")
+    @field_validator("model", "reranker", "public_url", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+            raise ValueError("give an http(s) address without query or fragment, e.g. https://host")
+        return value.rstrip("/")
 
     def collection_dir(self, name: str | None = None) -> Path:
         """The folder of one collection under ``index_dir``."""

@@ -123,6 +123,13 @@ class TooManyCollections(Conflict):
     code = "too_many_collections"
 
 
+class GateRefused(Conflict):
+    """``qa index --gate``: the new generation scores worse on the labelled questions than
+    the live one by more than the allowed drop, so it was not switched in."""
+
+    code = "gate_refused"
+
+
 # 415 / 422 -------------------------------------------------------------------------------
 
 
@@ -175,6 +182,12 @@ class ServiceBusy(QAError):
 
 class Timeout(QAError):
     status, code, exit_code = 504, "timeout", FAILURE
+
+
+class StorageFull(QAError):
+    """A store that holds as much as its limit allows (feedback: QA_FEEDBACK_MAX_RECORDS)."""
+
+    status, code, exit_code = 507, "storage_full", FAILURE
 
 
 # evaluation ------------------------------------------------------------------------------

@@ -21,18 +21,22 @@ from qa.errors import (
     UnknownPassage,
     UnreadableDocument,
 )
+from qa.feedback.desk import FeedbackDesk
 from qa.ingest.documents import SUPPORTED_SUFFIXES, Skip
 from qa.ingest.parsing import ParserPool
 from qa.ingest.readers import read_jsonl_bytes
 from qa.search import (
     AnswerParams,
+    CollectionParams,
     FusionParams,
     Mode,
     Reply,
     Retriever,
+    SearchParams,
     Turn,
     build_query,
     build_reply,
+    link_citations,
 )
 from qa.store import (
     UPLOADS,
@@ -76,17 +80,16 @@ class QAService:
             cache_dir=settings.index_dir / ".models",
         )
         self.indexer = Indexer(settings, self.embedder)
-        self.fusion = FusionParams(
-            method=settings.fusion,
-            alpha=settings.fusion_alpha,
-            sentence_weight=settings.sentence_weight,
-        )
-        self.answer_params = AnswerParams(min_score=settings.min_answer_score)
+        # the configured search settings; a collection's tuning.json overrides them for it
+        self.params = CollectionParams(settings)
+        self.fusion: FusionParams = self.params.default.fusion
+        self.answer_params: AnswerParams = self.params.default.answer
         self.reranker = CrossEncoderReranker(settings.reranker) if settings.reranker else None
         self._collections: OrderedDict[str, Collection] = OrderedDict()  # least recently used first
         self._lock = threading.Lock()
         self._parser: ParserPool | None = None  # started on the first upload
         self._parser_lock = threading.Lock()
+        self.feedback = FeedbackDesk(settings, self.embedder, self.collection)
 
     # ------------------------------------------------------------------ collections
     def collection_names(self) -> list[str]:
@@ -174,6 +177,18 @@ class QAService:
         if row is None:
             raise UnknownDocument(f"no document {document_id!r} in collection {loaded.name!r}")
         return row, loaded.passages_of([row.id])
+
+    def document_at(
+        self, document_id: str, passage_id: int | None, collection: str | None = None
+    ) -> tuple[DocumentRow, PassageRow | None]:
+        """A document and, when it has it, the passage ``passage_id`` (both from one
+        generation): what the document page shows."""
+        loaded = self.collection(collection)
+        row = loaded.document(document_id)
+        if row is None:
+            raise UnknownDocument(f"no document {document_id!r} in collection {loaded.name!r}")
+        passage = loaded.passage(passage_id) if passage_id is not None else None
+        return row, passage if passage is not None and passage.document_id == row.id else None
 
     def ensure_default(self, progress: bool = True) -> IndexReport | None:
         """Index the bundled corpus into the default collection when it has no index yet."""
@@ -313,12 +328,14 @@ class QAService:
         return self.indexer.index_paths(loaded.name, sources, full=full, follow_links=follow)
 
     # ------------------------------------------------------------------ questions
-    def retriever(self, collection: Collection, mode: Mode | None = None) -> Retriever:
+    def retriever(
+        self, collection: Collection, mode: Mode | None = None, fusion: FusionParams | None = None
+    ) -> Retriever:
         return Retriever(
             collection,
             self.embedder,
             mode or self.settings.retriever,
-            self.fusion,
+            fusion or self.params.of(collection.name).fusion,
             self.reranker,
             self.settings.reranker_top_n,
         )
@@ -326,21 +343,28 @@ class QAService:
     def search(
         self,
         question: str,
-        collection: str | None = None,
+        collection: str | Collection | None = None,
         top_k: int | None = None,
         history: Sequence[Turn] = (),
         *,
         with_answer: bool = False,
         mode: Mode | None = None,
+        params: SearchParams | None = None,
     ) -> Reply:
-        """Rank passages for ``question`` (a follow-up when ``history`` is given)."""
+        """Rank passages for ``question`` (a follow-up when ``history`` is given) in a
+        collection (by name, or one already loaded: a generation not yet live, for the
+        indexing gate) with its settings (or ``params``, for tuning)."""
         started = time.perf_counter()
-        loaded = self.collection(collection)
+        loaded = collection if isinstance(collection, Collection) else self.collection(collection)
+        params = params or self.params.of(loaded.name)
         query = build_query(question, history, self.embedder)
         encoded = time.perf_counter()
-        hits = self.retriever(loaded, mode).search(query, top_k or self.settings.top_k)
+        hits = self.retriever(loaded, mode, params.fusion).search(
+            query, top_k or self.settings.top_k
+        )
         searched = time.perf_counter()
-        reply = build_reply(query, hits, loaded, self.embedder, self.answer_params, with_answer)
+        reply = build_reply(query, hits, loaded, self.embedder, params.answer, with_answer)
+        link_citations(reply, loaded.name, self.settings.public_url or "")
         done = time.perf_counter()
         reply.timings_ms = {
             "embed": round((encoded - started) * 1000, 2),

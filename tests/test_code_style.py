@@ -55,7 +55,8 @@ def test_modules_and_functions_are_small() -> None:
 
 
 def test_lower_packages_never_import_higher_ones() -> None:
-    """Data flows one way: ingest, encoding -> store -> search -> service -> http, cli, evaluation."""
+    """Data flows one way: ingest, encoding -> store -> search -> feedback -> service -> http,
+    cli, evaluation."""
     order = [
         "config",
         "errors",
@@ -64,6 +65,7 @@ def test_lower_packages_never_import_higher_ones() -> None:
         "store",
         "search",
         "access",
+        "feedback",
         "service",
         "http",
         "cli",

@@ -53,6 +53,8 @@
     expand: svg('<path d="M4 9h16M4 15h16M9 4.5 12 2l3 2.5M9 19.5l3 2.5 3-2.5"/>', 'width="16" height="16"'),
     alert: svg('<circle cx="12" cy="12" r="9"/><path d="M12 7.5v5.5M12 16.5v.01"/>'),
     info: svg('<circle cx="12" cy="12" r="9"/><path d="M12 11v5.5M12 7.5v.01"/>'),
+    up: svg('<path d="M7 10v10H4V10zM7 10l4-7a2.5 2.5 0 0 1 3 2.8L13.5 9H19a2 2 0 0 1 2 2.3l-1.2 7A2 2 0 0 1 17.8 20H7"/>', 'width="16" height="16"'),
+    down: svg('<path d="M17 14V4h3v10zM17 14l-4 7a2.5 2.5 0 0 1-3-2.8l.5-3.2H5a2 2 0 0 1-2-2.3l1.2-7A2 2 0 0 1 6.2 4H17"/>', 'width="16" height="16"'),
     retry: svg('<path d="M20 12a8 8 0 1 1-2.4-5.7L20 8.5"/><path d="M20 3.5v5h-5"/>', 'width="16" height="16"'),
   };
 
@@ -261,6 +263,33 @@ mark.cited { background: var(--mark-cite); padding: 2px 0; scroll-margin: 40px; 
 .card-error { margin-top: 6px; font-size: 13px; color: var(--danger); }
 .more-cards { margin-top: 8px; }
 
+/* feedback under each answer */
+.feedback { display: flex; flex-wrap: wrap; align-items: center; gap: 4px 6px; margin-top: 10px; font-size: 13px; color: var(--muted); }
+.root[data-feedback="off"] .feedback, .root[data-feedback="off"] .fb-form { display: none; }
+.fb-label { margin-right: 2px; }
+.fb-btn {
+  display: inline-flex; align-items: center; gap: 5px; height: 28px; padding: 0 9px; border-radius: 8px;
+  border: 1px solid var(--border); background: var(--surface); color: var(--text); font-size: 13px;
+}
+.fb-btn:hover:not(:disabled) { border-color: var(--accent); }
+.fb-btn[aria-pressed="true"] { border-color: var(--accent); background: var(--accent-soft); color: var(--accent); }
+.fb-btn:disabled:not([aria-pressed="true"]) { opacity: .5; }
+.fb-form { margin-top: 8px; padding: 10px 12px; border: 1px solid var(--border); border-radius: 12px; background: var(--surface); font-size: 14px; }
+.fb-form fieldset { border: 0; margin: 0; padding: 0; }
+.fb-form legend { font-weight: 600; margin-bottom: 4px; padding: 0; }
+.fb-reasons { display: flex; flex-wrap: wrap; gap: 2px 14px; }
+.fb-reasons label { display: inline-flex; align-items: center; gap: 6px; cursor: pointer; }
+.fb-form textarea {
+  display: block; width: 100%; margin-top: 8px; min-height: 56px; max-height: 160px; padding: 6px 8px; resize: vertical;
+  border: 1px solid var(--border-strong); border-radius: 8px; background: var(--bg); font-size: 14px; color: var(--text);
+}
+.fb-form textarea:focus-visible { outline: 2px solid var(--accent); outline-offset: 1px; }
+.fb-actions { display: flex; gap: 8px; margin-top: 8px; }
+.fb-send { height: 30px; padding: 0 12px; border-radius: 8px; background: var(--accent); color: var(--on-accent); font-size: 13px; font-weight: 600; }
+.fb-cancel { height: 30px; padding: 0 10px; border-radius: 8px; color: var(--muted); font-size: 13px; }
+.fb-status { font-size: 13px; color: var(--muted); }
+.fb-status.error { color: var(--danger); }
+
 .error-box {
   display: flex; gap: 10px; align-items: flex-start; padding: 12px 14px; border-radius: 14px;
   background: var(--danger-soft); border: 1px solid var(--danger-border);
@@ -311,6 +340,9 @@ textarea:focus-visible { outline: none; }
 .doc-titles { flex: 1; min-width: 0; }
 .doc-title { font-size: 17px; font-weight: 650; line-height: 1.35; overflow-wrap: anywhere; }
 .doc-meta { font-size: 13px; color: var(--muted); margin-top: 2px; overflow-wrap: anywhere; }
+.doc-links { display: flex; flex-wrap: wrap; gap: 4px 14px; margin-top: 4px; font-size: 13px; }
+.doc-links a { color: var(--accent); font-weight: 550; }
+.doc-links a:empty { display: none; }
 .doc-body { flex: 1; min-height: 0; overflow-y: auto; padding: 18px 20px 24px; }
 .doc-text { white-space: pre-wrap; overflow-wrap: anywhere; font-size: 15px; line-height: 1.7; max-width: 68ch; }
 .doc-status { color: var(--muted); }
@@ -360,7 +392,8 @@ textarea:focus-visible { outline: none; }
   </section>
   <dialog class="doc" aria-labelledby="doc-title">
     <div class="doc-head">
-      <div class="doc-titles"><h2 class="doc-title" id="doc-title"></h2><p class="doc-meta"></p></div>
+      <div class="doc-titles"><h2 class="doc-title" id="doc-title"></h2><p class="doc-meta"></p>
+        <p class="doc-links"><a class="doc-page" target="_blank" rel="noopener noreferrer" hidden>Open as a page</a><a class="doc-original" target="_blank" rel="noopener noreferrer nofollow" hidden>Original page</a></p></div>
       <button class="icon-btn doc-close" type="button" aria-label="Close document">${ICON.close}</button>
     </div>
     <div class="doc-body" tabindex="0" role="document" aria-label="Document text">
@@ -531,7 +564,7 @@ textarea:focus-visible { outline: none; }
       this.messages = [];
       this.busy = false;
       this.docCache = new Map();
-      this.config = { title: null, starters: null, maxChars: 2000, maxTurns: 20 };
+      this.config = { title: null, starters: null, maxChars: 2000, maxTurns: 20, feedback: true, maxComment: 1000 };
       this._seq = 0;
       this._abort = null;
     }
@@ -600,6 +633,7 @@ textarea:focus-visible { outline: none; }
         live: $(".live"), alert: $(".alert"),
         doc: $(".doc"), docTitle: $(".doc-title"), docMeta: $(".doc-meta"), docClose: $(".doc-close"),
         docBody: $(".doc-body"), docStatus: $(".doc-status"), docText: $(".doc-text"),
+        docPage: $(".doc-page"), docOriginal: $(".doc-original"),
       };
       const r = this.$;
       r.root.dataset.mode = this.mode;
@@ -672,6 +706,7 @@ textarea:focus-visible { outline: none; }
         }
         if (Number.isInteger(config.max_question_chars) && config.max_question_chars > 0) this.config.maxChars = config.max_question_chars;
         if (Number.isInteger(config.max_history_turns) && config.max_history_turns >= 0) this.config.maxTurns = config.max_history_turns;
+        this._applyFeedbackConfig(config);
         this.$.input.maxLength = this.config.maxChars;
         if (!this.headingText && this.config.title) this._setHeading(this.config.title);
         this._updateComposer();
@@ -849,6 +884,7 @@ textarea:focus-visible { outline: none; }
         const data = await this._fetchJSON("/v1/ask", { method: "POST", body, signal: this._abort.signal });
         if (seq !== this._seq) return;
         const reply = { role: "assistant", data: this._compact(data) };
+        reply.data.asked = { question, history }; // what feedback on this answer refers to
         this.messages.push(reply);
         thinking.remove();
         const node = this._appendMessage(reply);
@@ -886,6 +922,7 @@ textarea:focus-visible { outline: none; }
         answer: data.answer && typeof data.answer === "object" ? data.answer : null,
         notice: typeof data.notice === "string" ? data.notice : null,
         collection: String(data.collection || this.collection || ""),
+        generation: typeof data.generation === "string" ? data.generation : null,
         passages: passages.map((p) => ({
           rank: p.rank, passage_id: p.passage_id, score: p.score, text: String(p.text || ""),
           citation: p.citation || {}, highlights: Array.isArray(p.highlights) ? p.highlights : [],
@@ -1120,6 +1157,7 @@ textarea:focus-visible { outline: none; }
         }
         li.append(section);
       }
+      if (data.asked) li.append(...this._renderFeedback(data));
       return li;
     }
 
@@ -1228,6 +1266,186 @@ textarea:focus-visible { outline: none; }
       return "/v1/documents/" + encodeURIComponent(String(id)) + this._query();
     }
 
+    // ---------------------------------------------------------------- feedback
+    _applyFeedbackConfig(config) {
+      if (typeof config.feedback === "boolean") this.config.feedback = config.feedback;
+      const cap = config.feedback_max_comment_chars;
+      if (Number.isInteger(cap) && cap >= 0) this.config.maxComment = cap;
+      this.$.root.dataset.feedback = this.config.feedback ? "on" : "off";
+    }
+
+    _feedbackButton(iconName, text) {
+      const button = el("button", "fb-btn");
+      button.type = "button";
+      button.setAttribute("aria-pressed", "false");
+      button.append(icon(iconName), el("span", "", text));
+      return button;
+    }
+
+    /** The reasons and the comment box that open on "Not helpful". */
+    _feedbackForm() {
+      const name = `qa-fb-${(this._fbSeq = (this._fbSeq || 0) + 1)}`;
+      const form = el("form", "fb-form");
+      form.noValidate = true;
+      const set = el("fieldset");
+      const reasons = el("div", "fb-reasons");
+      const choices = [
+        ["wrong_passage", "Wrong passage"],
+        ["should_have_answered", "It should have answered"],
+        ["incomplete", "Answer incomplete"],
+        ["other", "Other"],
+      ];
+      for (const [value, text] of choices) {
+        const label = el("label");
+        const radio = el("input");
+        radio.type = "radio";
+        radio.name = name;
+        radio.value = value;
+        label.append(radio, document.createTextNode(text));
+        reasons.append(label);
+      }
+      set.append(el("legend", "", "What was wrong? (optional)"), reasons);
+      const comment = el("textarea", "fb-comment");
+      comment.rows = 2;
+      comment.maxLength = this.config.maxComment;
+      comment.placeholder = "A short comment (optional)";
+      comment.setAttribute("aria-label", "Comment (optional)");
+      comment.hidden = this.config.maxComment === 0;
+      const actions = el("div", "fb-actions");
+      const send = el("button", "fb-send", "Send feedback");
+      send.type = "submit";
+      const cancel = el("button", "fb-cancel", "Cancel");
+      cancel.type = "button";
+      actions.append(send, cancel);
+      form.append(set, comment, actions);
+      return form;
+    }
+
+    /** "Was this helpful?" under an answer (or a "not in the documents" reply). */
+    _renderFeedback(data) {
+      const bar = el("div", "feedback");
+      bar.setAttribute("role", "group");
+      bar.setAttribute("aria-label", "Rate this answer");
+      const yes = this._feedbackButton("up", "Helpful");
+      const no = this._feedbackButton("down", "Not helpful");
+      no.setAttribute("aria-expanded", "false");
+      const status = el("p", "fb-status");
+      status.setAttribute("role", "status");
+      status.tabIndex = -1;
+      bar.append(el("span", "fb-label", "Was this helpful?"), yes, no, status);
+      const ui = { bar, yes, no, status, form: null };
+      if (data.feedback) this._feedbackDone(ui, data.feedback);
+      yes.addEventListener("click", () => this._sendFeedback(data, { rating: "helpful" }, ui));
+      no.addEventListener("click", () => {
+        if (ui.form) return this._closeFeedbackForm(ui, false);
+        ui.form = this._openFeedbackForm(data, ui);
+      });
+      return [bar];
+    }
+
+    /** The form for "Not helpful", made when asked for (the page holds one only while open). */
+    _openFeedbackForm(data, ui) {
+      const form = this._feedbackForm();
+      ui.bar.after(form);
+      ui.no.setAttribute("aria-expanded", "true");
+      form.querySelector(".fb-cancel").addEventListener("click", () => this._closeFeedbackForm(ui, true));
+      form.addEventListener("submit", (event) => {
+        event.preventDefault();
+        const picked = form.querySelector("input:checked");
+        const comment = form.querySelector("textarea").value.trim();
+        const verdict = { rating: "not_helpful", reason: picked ? picked.value : null, comment: comment || null };
+        this._sendFeedback(data, verdict, ui);
+      });
+      form.querySelector("input").focus();
+      return form;
+    }
+
+    _closeFeedbackForm(ui, focus) {
+      if (ui.form) ui.form.remove();
+      ui.form = null;
+      ui.no.setAttribute("aria-expanded", "false");
+      if (focus && !ui.no.disabled) ui.no.focus();
+    }
+
+    _feedbackDone(ui, rating) {
+      ui.yes.disabled = ui.no.disabled = true;
+      (rating === "helpful" ? ui.yes : ui.no).setAttribute("aria-pressed", "true");
+      this._closeFeedbackForm(ui, false);
+      ui.status.classList.remove("error");
+      ui.status.textContent = "Thanks for your feedback.";
+    }
+
+    /** POST /v1/feedback: exactly what this answer was, and the reader's verdict. */
+    async _sendFeedback(data, verdict, ui) {
+      const answer = data.answer;
+      const body = {
+        question: data.asked.question,
+        history: Array.isArray(data.asked.history) ? data.asked.history : [],
+        rating: verdict.rating,
+        passage_ids: data.passages.map((p) => p.passage_id).filter(Number.isInteger),
+        answer: answer
+          ? { passage_id: answer.passage_id, start: answer.start, end: answer.end, text: clip(answer.text, 2000) }
+          : null,
+      };
+      if (verdict.reason) body.reason = verdict.reason;
+      if (verdict.comment) body.comment = verdict.comment;
+      if (data.collection) body.collection = data.collection;
+      if (data.generation) body.generation = data.generation;
+      const inForm = !!ui.form && ui.form.contains(this.shadowRoot.activeElement);
+      ui.yes.disabled = ui.no.disabled = true;
+      ui.status.classList.remove("error");
+      ui.status.textContent = "Sending…";
+      try {
+        await this._fetchJSON("/v1/feedback", { method: "POST", body, timeout: 15000 });
+      } catch (err) {
+        ui.yes.disabled = ui.no.disabled = false;
+        const d = err instanceof ChatError ? err.describe() : { title: "Couldn't send it", detail: "" };
+        ui.status.textContent = `Couldn't send the feedback. ${d.detail || d.title}`;
+        ui.status.classList.add("error");
+        return;
+      }
+      data.feedback = verdict.rating;
+      this._saveState();
+      this._feedbackDone(ui, verdict.rating);
+      if (inForm) ui.status.focus(); // the form is gone: keep the keyboard next to where it was
+    }
+
+    // ---------------------------------------------------------------- shareable citations
+    /** An http(s) address, resolved against the service, or null (never another scheme). */
+    _webAddress(value) {
+      if (!value) return null;
+      try {
+        const url = new URL(String(value), this.endpoint + "/");
+        return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
+      } catch (_) {
+        return null;
+      }
+    }
+
+    /** The citation's own page (its ``url``), for a new tab or a bookmark. */
+    _citationAddress(passage) {
+      const c = passage.citation || {};
+      if (c.url) return this._webAddress(c.url);
+      // a service from before citations had addresses: build the same one
+      const params = new URLSearchParams({ passage: String(passage.passage_id) });
+      if (this.collection) params.set("collection", this.collection);
+      return this._webAddress(`/documents/${encodeURIComponent(String(c.document_id))}?${params}`);
+    }
+
+    /** "Open as a page" and, for a web page, "Original page" in the document viewer. */
+    _setDocumentLinks(passage, doc) {
+      const r = this.$;
+      const page = this._citationAddress(passage);
+      r.docPage.hidden = !page;
+      if (page) r.docPage.href = page;
+      else r.docPage.removeAttribute("href");
+      const source = doc ? doc.source : (passage.citation || {}).source;
+      const original = /^https?:\/\//i.test(String(source || "")) ? this._webAddress(source) : null;
+      r.docOriginal.hidden = !original;
+      if (original) r.docOriginal.href = original;
+      else r.docOriginal.removeAttribute("href");
+    }
+
     async _openDocument(passage, answer, opener) {
       const r = this.$;
       const c = passage.citation || {};
@@ -1238,6 +1456,7 @@ textarea:focus-visible { outline: none; }
       r.docStatus.className = "doc-status";
       r.docStatus.textContent = "Loading the document…";
       r.docStatus.hidden = false;
+      this._setDocumentLinks(passage, null);
       if (!r.doc.open) r.doc.showModal();
       r.docBody.focus({ preventScroll: true });
       const token = (this._docToken = (this._docToken || 0) + 1);
@@ -1257,6 +1476,7 @@ textarea:focus-visible { outline: none; }
         }
       }
       if (token !== this._docToken || !r.doc.open) return;
+      this._setDocumentLinks(passage, doc);
       r.docStatus.hidden = true;
       r.docTitle.textContent = doc.title || c.title || doc.document_id;
       r.docMeta.textContent = [c.paragraph ? `Paragraph ${c.paragraph}` : "", c.page ? `page ${c.page}` : "", doc.source ? basename(doc.source) : ""]

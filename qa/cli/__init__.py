@@ -15,8 +15,10 @@ from typer.core import TyperGroup
 from qa.cli.ask import ask
 from qa.cli.collections import collections
 from qa.cli.eval import eval_command
+from qa.cli.feedback import feedback_app, report
 from qa.cli.index import index
 from qa.cli.serve import serve
+from qa.cli.tune import tune
 from qa.errors import QAError
 
 __all__ = ["app", "main"]
@@ -49,6 +51,9 @@ app.command()(ask)
 app.command()(serve)
 app.command()(collections)
 app.command("eval")(eval_command)
+app.command()(tune)
+app.command()(report)
+app.add_typer(feedback_app, name="feedback")
 
 
 @app.callback()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -23,7 +24,9 @@ def collections(
     names = list_collections(settings.index_dir)
     manifests = {name: read_manifest(settings.index_dir / name) for name in names}
     if as_json:
-        typer.echo(json.dumps([_row(n, m) for n, m in manifests.items()], indent=2))
+        typer.echo(
+            json.dumps([_row(n, m, settings.index_dir / n) for n, m in manifests.items()], indent=2)
+        )
         return
     if not manifests:
         typer.echo(f"no collections in {settings.index_dir}; create one with `qa index PATH`")
@@ -35,12 +38,25 @@ def collections(
         )
         for source in manifest.sources:
             typer.echo(f"{'':<20} from {source}")
+        tuned = _tuned(settings.index_dir / name)
+        if tuned:
+            values = " ".join(f"{k}={v:g}" for k, v in tuned.items())
+            typer.echo(f"{'':<20} tuned: {values} (qa tune)")
 
 
-def _row(name: str, manifest: Manifest) -> dict[str, object]:
+def _tuned(directory: Path) -> dict[str, float]:
+    """The values ``qa tune`` stored for the collection (empty: the configured ones)."""
+    from qa.store.tuning import read_tuning
+
+    tuning = read_tuning(directory)
+    return tuning.values.given() if tuning is not None else {}
+
+
+def _row(name: str, manifest: Manifest, manifest_dir: Path) -> dict[str, object]:
     """One collection as ``--json`` prints it."""
     return {
         "name": name,
+        "tuned": _tuned(manifest_dir),
         "generation": manifest.generation,
         "documents": manifest.counts.documents,
         "passages": manifest.counts.passages,

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from qa.cli.common import CollectionOption, Interrupted, ModelOption, make_settings, open_service
 from qa.config import Settings
 from qa.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from qa.service import QAService
+    from qa.store import IndexReport
 
 PathsArgument = Annotated[
     list[Path] | None,
@@ -27,6 +31,17 @@ FollowLinksOption = Annotated[
         "so a link can't publish a private file); remembered for later re-indexing",
     ),
 ]
+GateOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--gate",
+        help="labelled questions (.jsonl): refuse to switch to the new generation when they "
+        "score worse on it than on the live one by more than --max-drop",
+    ),
+]
+MaxDropOption = Annotated[
+    float, typer.Option("--max-drop", min=0.0, help="largest allowed fall of nDCG@10 (--gate)")
+]
 
 
 def index(
@@ -38,6 +53,8 @@ def index(
     follow_links: FollowLinksOption = False,
     model: ModelOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    gate: GateOption = None,
+    max_drop: MaxDropOption = 0.02,
 ) -> None:
     """Index documents into a collection (incremental: only new and changed files are embedded)."""
     from qa.store import current_generation
@@ -51,7 +68,10 @@ def index(
         raise InvalidInput(f"no such file or folder: {', '.join(missing)}")
     service = open_service(settings)
     try:
-        report = service.index(paths, name, full=full, progress=True, follow_links=follow_links)
+        if gate is None:
+            report = service.index(paths, name, full=full, progress=True, follow_links=follow_links)
+        else:
+            report = _gated(service, paths, name, gate, max_drop, full=full, follow=follow_links)
     except KeyboardInterrupt:
         live = current_generation(settings.collection_dir(name)) or "nothing"
         raise Interrupted(
@@ -81,3 +101,25 @@ def _recorded_sources(settings: Settings) -> list[Path]:
     raise InvalidInput(
         f"give the files or folders to index into collection {settings.collection!r}"
     )
+
+
+def _gated(
+    service: QAService, paths: list[Path], name: str, gate: Path, max_drop: float, **flags: bool
+) -> IndexReport:
+    """Index through the gate; the comparison is printed either way."""
+    from qa.evaluation import load_dataset
+    from qa.evaluation.index_gate import index_with_gate
+
+    dataset = load_dataset(gate, collection=name)
+    report, result = index_with_gate(
+        service,
+        paths,
+        name,
+        dataset,
+        max_drop,
+        full=flags["full"],
+        progress=True,
+        follow_links=flags["follow"],
+    )
+    typer.echo(str(result), err=True)
+    return report

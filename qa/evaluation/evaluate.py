@@ -81,7 +81,7 @@ def _config(
         passage_depth=top_k * PASSAGE_DEPTH,
         aggregation="document score = best passage score",
         with_answers=dataset.with_answers,
-        fusion=asdict(service.fusion) if mode == "hybrid" else None,
+        fusion=asdict(service.params.of(prepared.collection).fusion) if mode == "hybrid" else None,
         created_at=created_at,
         retriever=mode,
     )

@@ -34,6 +34,7 @@ POLICIES: dict[tuple[str, str], Policy] = {
     ("GET", "/v1/documents/{document_id:path}"): Policy(
         "/v1/documents/{document_id:path}", cost=1.0
     ),
+    ("GET", "/documents/{document_id:path}"): Policy("/documents/{document_id:path}", cost=1.0),
     ("POST", "/v1/collections/{name}/documents"): Policy(
         "/v1/collections/{name}/documents", cost=1.0, auth="write", body="upload"
     ),
@@ -43,11 +44,15 @@ POLICIES: dict[tuple[str, str], Policy] = {
     ("POST", "/v1/collections/{name}/reindex"): Policy(
         "/v1/collections/{name}/reindex", cost=1.0, auth="write"
     ),
+    # a verdict writes a row: it costs what a question does, and its body is JSON-limited
+    ("POST", "/v1/feedback"): Policy("/v1/feedback", cost=1.0, body="json"),
+    ("GET", "/v1/feedback"): Policy("/v1/feedback", cost=0.2, auth="admin"),
+    ("GET", "/v1/feedback/report"): Policy("/v1/feedback/report", cost=1.0, auth="admin"),
     ("GET", "/metrics"): Policy("/metrics", cost=0.2, auth="admin"),
     ("GET", "/healthz"): Policy("/healthz", cost=0.0),
 }
 STATIC_PATHS = frozenset(
-    {"/", "/widget.js", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/assets"}
+    {"/", "/widget.js", "/admin", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/assets"}
 )
 
 

@@ -64,6 +64,10 @@ class CitationModel(BaseModel):
     char_start: int
     char_end: int
     page: int | None = Field(default=None, description="1-based page (PDF only)")
+    url: str = Field(
+        description="the document's page, opened at this passage with the answer marked "
+        "(GET /documents/{id}?passage=&hl=&collection=)"
+    )
 
 
 class PassageModel(BaseModel):
@@ -210,6 +214,8 @@ class ClientConfig(BaseModel):
     starter_questions: list[str]
     max_question_chars: int = MAX_QUESTION_CHARS
     max_history_turns: int = MAX_HISTORY_TURNS
+    feedback: bool = Field(default=True, description="whether readers may rate answers")
+    feedback_max_comment_chars: int = 1000
 
 
 class ErrorDetail(BaseModel):

@@ -23,6 +23,7 @@ class Citation:
     char_start: int
     char_end: int
     page: int | None = None
+    url: str = ""  # the document page opened at this passage (qa.search.links)
 
 
 @dataclass

@@ -73,8 +73,10 @@ class Collection:
         collection_dir: Path,
         expect_model: ModelInfo | Mapping[str, object] | None = None,
         verify: bool = True,
+        generation: str | None = None,
     ) -> Collection:
-        """Load the live generation, checking its manifest, checksums and model.
+        """Load the live generation (or ``generation``, written but not yet live: the
+        indexing gate scores it before the switch), checking manifest, checksums and model.
 
         ``expect_model`` is the configured model (a :class:`ModelInfo`, or its fields as a
         mapping); a collection built with another one is refused.
@@ -82,7 +84,7 @@ class Collection:
         import faiss
 
         name = collection_dir.name
-        generation = current_generation(collection_dir)
+        generation = generation or current_generation(collection_dir)
         if generation is None:
             raise CollectionNotFound(f"collection {name!r} has not been indexed")
         path = collection_dir / generation

@@ -122,9 +122,11 @@ class Indexer:
         progress: bool = False,
         hook: Hook | None = None,
         follow_links: bool = False,
+        before_switch: Commit | None = None,
     ) -> IndexReport:
         """Make the collection mirror ``paths``: add new, re-embed changed, drop vanished
-        documents. Symbolic links out of a folder are not followed unless ``follow_links``."""
+        documents. Symbolic links out of a folder are not followed unless ``follow_links``;
+        ``before_switch`` as in :meth:`upsert` (the indexing gate)."""
         started = time.perf_counter()
         roots = [Path(p).expanduser().resolve() for p in paths]
         uploads = [u for u in upload_roots(self.uploads_dir(collection)) if u not in roots]
@@ -137,6 +139,7 @@ class Indexer:
             hook=hook,
             sources=[str(r) for r in roots],
             source_options=SourceOptions(follow_links=follow_links),
+            before_switch=before_switch,
         )
         report = self._run(collection, update)
         report.skipped = skipped + report.skipped

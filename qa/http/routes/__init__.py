@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from qa.http.routes import collections, operations, questions, sources, web, writes
+from qa.http.routes import (
+    collections,
+    feedback,
+    operations,
+    pages,
+    questions,
+    sources,
+    web,
+    writes,
+)
 
 ROUTERS = [
     questions.router,
     collections.router,
     sources.router,
+    feedback.router,
     web.router,
+    pages.router,
     writes.router,
     operations.router,
 ]

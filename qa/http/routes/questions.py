@@ -21,9 +21,17 @@ NOTHING_NOTICE = "Nothing in the documents matches this question."
 router = APIRouter(tags=["questions"])
 
 
-def payload(reply: Reply, collection: str) -> dict[str, object]:
-    """A reply as the API sends it: the reply plus the collection and generation it is from."""
-    return {**reply.to_dict(), "collection": collection, "generation": reply.generation}
+def payload(request: Request, reply: Reply, collection: str) -> dict[str, object]:
+    """A reply as the API sends it: the reply plus the collection and generation it is from,
+    its citations' addresses absolute (on the address the request came to, unless
+    QA_PUBLIC_URL names the public one)."""
+    data = reply.to_dict()
+    base = str(request.base_url).rstrip("/")
+    for passage in data["passages"]:
+        citation = passage["citation"]
+        if citation["url"].startswith("/"):
+            citation["url"] = base + citation["url"]
+    return {**data, "collection": collection, "generation": reply.generation}
 
 
 @router.post(
@@ -38,8 +46,9 @@ def answer(request: Request, service: QAService, body: AskRequest) -> dict[str, 
     collection = load(request, body.collection)
     history = body.history
     reply = service.ask(body.question, collection=collection, top_k=body.top_k, history=history)
+    service.feedback.record_unanswered(reply, body.question, history, collection)
     notice = NOT_FOUND_NOTICE if reply.passages else NOTHING_NOTICE
-    return {**payload(reply, collection), "notice": None if reply.answer else notice}
+    return {**payload(request, reply, collection), "notice": None if reply.answer else notice}
 
 
 @router.get("/v1/search", response_model=SearchResponse, responses=ERRORS)
@@ -60,4 +69,4 @@ def rank(
     request: Request, service: QAService, q: str, top_k: int, collection: str | None
 ) -> dict[str, object]:
     name = load(request, collection)
-    return payload(service.search(q, collection=name, top_k=top_k), name)
+    return payload(request, service.search(q, collection=name, top_k=top_k), name)

@@ -22,7 +22,13 @@ def client_config(
     """Title and starter questions for the chat page and widget (of one collection)."""
     name = valid_name(collection) if collection else settings.collection
     starters = service.starter_questions(name)
-    return ClientConfig(title=settings.title, collection=name, starter_questions=starters)
+    return ClientConfig(
+        title=settings.title,
+        collection=name,
+        starter_questions=starters,
+        feedback=settings.feedback,
+        feedback_max_comment_chars=settings.feedback_max_comment_chars,
+    )
 
 
 @router.get("/", include_in_schema=False)

@@ -1,0 +1,213 @@
+"""``qa tune``: fit a collection's fusion weight, sentence weight and abstention threshold
+on its own labelled questions, with k-fold cross-validation.
+
+* The ranking settings (``fusion_alpha`` x ``sentence_weight`` on a small grid that holds
+  the defaults) are judged by nDCG@10 on the answerable questions; the threshold
+  (``min_answer_score``) by how often answering or abstaining was right, which needs
+  questions without gold too (else it is kept).
+* For each fold the best setting on the other folds is scored on the held-out fold against
+  the defaults. A setting is taken only when the mean held-out gain is positive and larger
+  than its standard deviation between folds (the noise); otherwise the defaults stay.
+* Every question is asked once per grid point; the folds reuse those scores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from qa.evaluation.datasets import Dataset
+from qa.evaluation.labelled import (
+    METRIC,
+    Scored,
+    abstention_accuracy,
+    mean_ndcg,
+    score_questions,
+)
+from qa.store.tuning import TunedValues, Tuning
+
+if TYPE_CHECKING:
+    from qa.search import SearchParams
+    from qa.service import QAService
+    from qa.store import Collection
+
+ALPHAS = (0.3, 0.4, 0.5, 0.6, 0.7)
+SENTENCE_WEIGHTS = (0.0, 0.3, 0.6, 0.8)
+THRESHOLDS = tuple(round(0.2 + 0.02 * i, 2) for i in range(21))  # 0.20 .. 0.60
+MIN_PER_FOLD = 2  # questions of a kind each fold needs, else the defaults are kept
+SEED = 19  # folds are drawn the same way every run
+
+Grid = tuple[float, float]  # (fusion_alpha, sentence_weight)
+
+
+@dataclass
+class Decision:
+    """One group of settings: chosen values, evidence and the reason."""
+
+    values: dict[str, float]  # empty: the defaults stay
+    gain: float | None
+    noise: float | None
+    reason: str
+
+
+def folds_of(n: int, k: int) -> list[list[int]]:
+    """``k`` folds of ``range(n)``, shuffled with a fixed seed."""
+    order = list(range(n))
+    random.Random(SEED).shuffle(order)
+    return [sorted(order[i::k]) for i in range(k)]
+
+
+def cross_validate(
+    candidates: Sequence[object],
+    default: object,
+    value: Callable[[object, int], float],
+    questions: Sequence[int],
+    k: int,
+) -> tuple[float, float, object]:
+    """Mean held-out gain over the defaults, its standard deviation between folds, and the
+    best candidate on all ``questions`` (``value(candidate, question)`` scores one)."""
+
+    def mean(candidate: object, subset: Sequence[int]) -> float:
+        return sum(value(candidate, q) for q in subset) / len(subset)
+
+    gains = []
+    for fold in folds_of(len(questions), k):
+        held = [questions[i] for i in fold]
+        left_out = set(held)
+        train = [q for q in questions if q not in left_out]
+        best = max(candidates, key=lambda c: (mean(c, train), c == default))
+        gains.append(mean(best, held) - mean(default, held))
+    chosen = max(candidates, key=lambda c: (mean(c, questions), c == default))
+    return statistics.fmean(gains), statistics.stdev(gains), chosen
+
+
+def _decide(gain: float, noise: float, what: str, values: dict[str, float]) -> Decision:
+    """Take ``values`` only when the gain beats the noise."""
+    if gain > 0 and gain > noise:
+        return Decision(
+            values, gain, noise, f"{what}: held-out gain {gain:+.4f} > noise {noise:.4f}"
+        )
+    return Decision(
+        {},
+        gain,
+        noise,
+        f"{what}: held-out gain {gain:+.4f} within noise {noise:.4f}; defaults kept",
+    )
+
+
+def tune_ranking(runs: dict[Grid, list[Scored]], default: Grid, k: int) -> Decision:
+    """Choose ``fusion_alpha`` and ``sentence_weight`` by nDCG@10."""
+    answerable = [i for i, s in enumerate(runs[default]) if s.answerable]
+    if len(answerable) < k * MIN_PER_FOLD:
+        return Decision(
+            {},
+            None,
+            None,
+            f"ranking: {len(answerable)} questions with gold are too few for {k} folds; defaults kept",
+        )
+
+    def value(grid: object, q: int) -> float:
+        return runs[grid][q].ndcg or 0.0  # type: ignore[index]
+
+    gain, noise, best = cross_validate(list(runs), default, value, answerable, k)
+    alpha, weight = best  # type: ignore[misc]
+    values = {} if best == default else {"fusion_alpha": alpha, "sentence_weight": weight}
+    whole = statistics.fmean(value(best, q) - value(default, q) for q in answerable)
+    what = f"ranking ({METRIC}; best on all: alpha {alpha}, sentence weight {weight}, {whole:+.4f})"
+    return _decide(gain, noise, what, values)
+
+
+def tune_threshold(scored: list[Scored], default: float, k: int) -> Decision:
+    """Choose ``min_answer_score`` by how often answering or abstaining was right."""
+    judged = [i for i, s in enumerate(scored) if s.judged]
+    without = sum(1 for i in judged if not scored[i].answerable)
+    if without < k * MIN_PER_FOLD or len(judged) - without < k * MIN_PER_FOLD:
+        return Decision(
+            {},
+            None,
+            None,
+            f"abstention: needs at least {k * MIN_PER_FOLD} questions with gold and as many "
+            f"without (the documents don't answer them); it has {len(judged) - without} and "
+            f"{without}; default kept",
+        )
+    candidates = sorted({*THRESHOLDS, default})
+    gain, noise, best = cross_validate(
+        candidates,
+        default,
+        lambda t, q: scored[q].abstention_right(t),
+        judged,
+        k,  # type: ignore[arg-type]
+    )
+    values = {} if best == default else {"min_answer_score": float(best)}  # type: ignore[arg-type]
+    return _decide(gain, noise, "abstention (right answer-or-abstain)", values)
+
+
+def _params(base: SearchParams, alpha: float, weight: float) -> SearchParams:
+    fusion = dataclasses.replace(base.fusion, alpha=alpha, sentence_weight=weight)
+    return dataclasses.replace(base, fusion=fusion)
+
+
+def summary(scored: list[Scored], threshold: float) -> dict[str, float | None]:
+    """The before/after table's row of one setting."""
+    rate = sum(1 for s in scored if not s.answered(threshold)) / len(scored) if scored else None
+    return {
+        METRIC: mean_ndcg(scored),
+        "abstention_accuracy": abstention_accuracy(scored, threshold),
+        "abstention_rate": rate,
+    }
+
+
+def tune(
+    service: QAService,
+    collection: Collection,
+    dataset: Dataset,
+    folds: int = 5,
+    progress: Callable[[str], None] = lambda _: None,
+) -> Tuning:
+    """Fit the collection's settings on ``dataset`` (the service's configured values are the
+    defaults: an earlier tuning of the collection is not the baseline)."""
+    base = service.params.default
+    default: Grid = (base.fusion.alpha, base.fusion.sentence_weight)
+    grid = sorted({default, *((a, w) for a in ALPHAS for w in SENTENCE_WEIGHTS)})
+    runs: dict[Grid, list[Scored]] = {}
+    for number, (alpha, weight) in enumerate(grid, 1):
+        progress(f"[{number}/{len(grid)}] fusion_alpha={alpha} sentence_weight={weight}")
+        answers = (alpha, weight) == default
+        runs[(alpha, weight)] = score_questions(
+            service, collection, dataset, _params(base, alpha, weight), with_answer=answers
+        )
+    ranking = tune_ranking(runs, default, folds)
+    chosen: Grid = (
+        ranking.values.get("fusion_alpha", default[0]),
+        ranking.values.get("sentence_weight", default[1]),
+    )
+    scored = runs[default]
+    if chosen != default:  # the answer scores of the chosen ranking
+        scored = score_questions(service, collection, dataset, _params(base, *chosen))
+    threshold = tune_threshold(scored, base.answer.min_score, folds)
+    after_threshold = threshold.values.get("min_answer_score", base.answer.min_score)
+    values = TunedValues(**ranking.values, **threshold.values)
+    return Tuning(
+        values=values,
+        defaults={
+            "fusion_alpha": default[0],
+            "sentence_weight": default[1],
+            "min_answer_score": base.answer.min_score,
+        },
+        decision=f"{ranking.reason}; {threshold.reason}",
+        dataset=str(dataset.path),
+        questions=len(dataset.questions),
+        folds=folds,
+        metric=METRIC,
+        gain=ranking.gain,
+        noise=ranking.noise,
+        before=summary(runs[default], base.answer.min_score),
+        after=summary(scored, after_threshold),
+        generation=collection.generation,
+        created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
