@@ -1,0 +1,104 @@
+"""Rules that look at a whole corpus rather than one document.
+
+* **Near-duplicate documents**: a documentation build ships its sources
+  (``_sources/library/functools.rst.txt``) beside every page; the same text under two names
+  is indexed once, keeping the version a reader should be sent to.
+* **Shared title suffixes**: "functools — … — Python 3.11.2 documentation" on every page is
+  the site's name, not the page's title.
+* **Repeated paragraphs**: see :func:`qa.ingest.layout.repeated_paragraphs`.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+
+from qa.ingest.documents import Document, Skip
+
+SHINGLE_WORDS = 4
+# Two documents are copies when this share of the smaller one's word 4-grams is in the
+# larger one. Measured on the Python docs: a page and its reStructuredText source share
+# 0.89 (markup roles and directives differ), two different pages at most 0.02. High, so
+# that pages built from one template with different facts are not taken for copies.
+DUPLICATE_CONTAINMENT = 0.8
+SAMPLE = 4  # keep the shingles whose hash is 0 mod SAMPLE: a quarter of them decide
+MIN_SHINGLES = 8  # shorter documents are never called copies
+# A title suffix shared by at least this share of the documents is the site's name.
+SUFFIX_MIN_SHARE = 0.5
+SUFFIX_MIN_DOCUMENTS = 5
+_SEPARATORS = (" \u2014 ", " | ", " - ", " \u2013 ", " :: ")
+# Which copy a reader should be sent to: a rendered page before its source.
+_FORMAT_RANK = {"html": 0, "pdf": 1, "markdown": 2, "text": 3, "jsonl": 4}
+
+
+def _shingles(text: str) -> set[int]:
+    words = re.findall(r"[a-z0-9]+", text.lower())
+    grams = (" ".join(words[i : i + SHINGLE_WORDS]) for i in range(len(words) - SHINGLE_WORDS + 1))
+    hashed = (zlib.crc32(gram.encode()) for gram in grams)
+    return {h for h in hashed if h % SAMPLE == 0}
+
+
+def _preference(document: Document) -> tuple[int, int, int, str]:
+    """Lower is better: a rendered format, outside folders like ``_sources``, a short id."""
+    hidden = any(part.startswith("_") for part in document.id.split("/")[:-1])
+    return (_FORMAT_RANK.get(document.format, 5), int(hidden), len(document.id), document.id)
+
+
+def drop_duplicates(documents: list[Document]) -> tuple[list[Document], list[Skip]]:
+    """The documents without near-duplicates, and a skip for each copy left out.
+
+    Candidate pairs come from an inverted index of sampled shingles, so the cost grows with
+    the corpus' size, not its square.
+    """
+    signatures = [_shingles(d.text) for d in documents]
+    order = sorted(range(len(documents)), key=lambda i: _preference(documents[i]))
+    owners: dict[int, list[int]] = defaultdict(list)  # shingle -> kept documents holding it
+    kept: list[int] = []
+    dropped: dict[int, int] = {}  # copy -> the document kept instead
+    for index in order:
+        signature = signatures[index]
+        overlap = Counter(owner for shingle in signature for owner in owners.get(shingle, ()))
+        twin = next(
+            (
+                other
+                for other, shared in overlap.most_common(3)
+                if len(signature) >= MIN_SHINGLES
+                and shared >= DUPLICATE_CONTAINMENT * min(len(signature), len(signatures[other]))
+            ),
+            None,
+        )
+        if twin is None:
+            kept.append(index)
+            for shingle in signature:
+                owners[shingle].append(index)
+        else:
+            dropped[index] = twin
+    skips = [
+        Skip(
+            documents[i].source,
+            f"duplicate of {documents[twin].source} (the same text once markup is removed); kept that one",
+        )
+        for i, twin in sorted(dropped.items())
+    ]
+    return [documents[i] for i in sorted(kept)], skips
+
+
+def strip_shared_title_suffix(documents: Iterable[Document]) -> str:
+    """Remove the title suffix most documents share (the site's name); returns it ('' if none)."""
+    documents = list(documents)
+    counts: Counter[str] = Counter()
+    for document in documents:
+        for separator in _SEPARATORS:
+            if separator in document.title:
+                counts[separator + document.title.rsplit(separator, 1)[1]] += 1
+    if not counts:
+        return ""
+    suffix, count = counts.most_common(1)[0]
+    if count < max(SUFFIX_MIN_DOCUMENTS, SUFFIX_MIN_SHARE * len(documents)):
+        return ""
+    for document in documents:
+        if document.title.endswith(suffix) and len(document.title) > len(suffix):
+            document.title = document.title[: -len(suffix)]
+    return suffix
