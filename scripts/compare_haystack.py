@@ -321,9 +321,8 @@ def misses(rows: list[dict[str, Any]]) -> list[str]:
     if len(rows) == 2:
         both = sets[0] & sets[1]
         groups = [("both", both)] + [(f"only {name}", s - both) for name, s in groups]
-    out = [
-        f"\nMisses (no gold snippet in the top {TOP_K}; * = the snippet is in no Haystack chunk):"
-    ]
+    legend = "; * = the snippet is in no Haystack chunk" if lost else ""
+    out = [f"\nMisses (no gold snippet in the top {TOP_K}{legend}):"]
     for name, missed in groups:
         ids = ", ".join(q + "*" * (q in lost) for q in order if q in missed)
         out.append(f"- {name} ({len(missed)}): {ids or 'none'}")
