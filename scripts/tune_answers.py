@@ -2,6 +2,7 @@
 
     python scripts/tune_answers.py scripts/data/pydocs_questions_tune.jsonl \\
         --corpus /usr/share/doc/python3.11/html --collection-cache /work/cache/pydocs
+    QA_INDEX_DIR=index python scripts/tune_answers.py QUESTIONS.jsonl -c pydocs
 
 For every question the service's own retrieval runs (hybrid, top 5 passages); each sentence
 of those passages becomes a candidate with the signals of ``qa/search/features.py`` and the
@@ -74,7 +75,12 @@ def fit(x: np.ndarray, y: np.ndarray) -> Logistic:
     model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000)
     model.fit((x - mean) / scale, y)
     weights = tuple(round(float(w), 4) for w in model.coef_[0])
-    return Logistic(weights, round(float(model.intercept_[0]), 4), tuple(map(float, mean)), tuple(map(float, scale)))
+    return Logistic(
+        weights,
+        round(float(model.intercept_[0]), 4),
+        tuple(map(float, mean)),
+        tuple(map(float, scale)),
+    )
 
 
 def sentence_accuracy(rows: list[dict], pick) -> float:  # type: ignore[no-untyped-def]
@@ -91,14 +97,18 @@ def cross_fit(rows: list[dict]) -> tuple[list[np.ndarray], list[Logistic]]:
     models = []
     for train, held in folds.split(index, groups=[r["id"] for r in rows]):
         labelled = [rows[i] for i in train if rows[i]["labelled"] and rows[i]["answerable"]]
-        model = fit(np.concatenate([r["x"] for r in labelled]), np.concatenate([r["y"] for r in labelled]))
+        model = fit(
+            np.concatenate([r["x"] for r in labelled]), np.concatenate([r["y"] for r in labelled])
+        )
         models.append(model)
         for i in held:
             probabilities[i] = model.probability(rows[i]["x"])
     return probabilities, models
 
 
-def question_rows(rows: list[dict], probabilities: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def question_rows(
+    rows: list[dict], probabilities: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
     features, labels = [], []
     for row, p in zip(rows, probabilities):
         order = np.argsort(-p, kind="stable")
@@ -118,9 +128,14 @@ def print_model(name: str, model: Logistic, names: tuple[str, ...]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("questions", type=Path, nargs="+", help="labelled tuning question files (.jsonl)")
-    parser.add_argument("--corpus", type=Path, action="append", required=True)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "questions", type=Path, nargs="+", help="labelled tuning question files (.jsonl)"
+    )
+    parser.add_argument("--corpus", type=Path, action="append", default=None)
+    parser.add_argument("-c", "--collection", default=None, help="an existing collection to use")
     parser.add_argument("--collection-cache", type=Path, default=None)
     parser.add_argument("--max-false-abstain", type=float, default=0.05)
     args = parser.parse_args()
@@ -128,25 +143,35 @@ def main() -> None:
     service = QAService(Settings(**overrides))  # type: ignore[arg-type]
     rows = []
     for path in args.questions:
-        dataset = load_dataset(path, corpus=args.corpus)
+        dataset = load_dataset(path, corpus=args.corpus, collection=args.collection)
         prepared = ensure_collection(service, dataset)
         rows += collect(service, prepared.collection, dataset)
     probabilities, _ = cross_fit(rows)
     print(f"{len(rows)} questions; answer sentence correct (cross-validated):")
-    print(f"  best stored sentence cosine: {sentence_accuracy(rows, lambda r: int(np.argmax(r['x'][:, 0]))):.3f}")
+    print(
+        f"  best stored sentence cosine: {sentence_accuracy(rows, lambda r: int(np.argmax(r['x'][:, 0]))):.3f}"
+    )
     held = {id(r): p for r, p in zip(rows, probabilities)}
-    print(f"  sentence model:              {sentence_accuracy(rows, lambda r: int(np.argmax(held[id(r)]))):.3f}")
+    print(
+        f"  sentence model:              {sentence_accuracy(rows, lambda r: int(np.argmax(held[id(r)]))):.3f}"
+    )
     qx, qy = question_rows(rows, probabilities)
     cv = np.zeros(len(rows))
     for train, test in GroupKFold(n_splits=FOLDS).split(qx, qy, groups=[r["id"] for r in rows]):
         cv[test] = fit(qx[train], qy[train]).probability(qx[test])
     threshold = float(np.quantile(cv[qy == 1], args.max_false_abstain))
-    print(f"abstention at {threshold:.3f} (cross-validated): "
-          f"unanswerable abstained {np.mean(cv[qy == 0] < threshold):.3f} of {int((qy == 0).sum())}, "
-          f"answerable abstained {np.mean(cv[qy == 1] < threshold):.3f} of {int((qy == 1).sum())}")
+    print(
+        f"abstention at {threshold:.3f} (cross-validated): "
+        f"unanswerable abstained {np.mean(cv[qy == 0] < threshold):.3f} of {int((qy == 0).sum())}, "
+        f"answerable abstained {np.mean(cv[qy == 1] < threshold):.3f} of {int((qy == 1).sum())}"
+    )
     labelled = [r for r in rows if r["labelled"] and r["answerable"]]
     print("\n# paste into qa/search/answer_model.py")
-    print_model("SENTENCE_MODEL", fit(np.concatenate([r["x"] for r in labelled]), np.concatenate([r["y"] for r in labelled])), SENTENCE_FEATURES)
+    print_model(
+        "SENTENCE_MODEL",
+        fit(np.concatenate([r["x"] for r in labelled]), np.concatenate([r["y"] for r in labelled])),
+        SENTENCE_FEATURES,
+    )
     print_model("QUESTION_MODEL", fit(qx, qy), QUESTION_FEATURES)
     print(f"MIN_ANSWERABILITY = {round(threshold, 4)}")
 

@@ -92,7 +92,9 @@ def ensure_collection(service: QAService, dataset: Dataset, progress: bool = Tru
         return Prepared(dataset.collection, None, False, 0.0)
     key = collection_key(dataset.corpus_paths, service)
     # named after what is indexed, so question sets over the same documents share it
-    corpus = dataset.name if dataset.format == "beir" else "+".join(p.name for p in dataset.corpus_paths)
+    corpus = (
+        dataset.name if dataset.format == "beir" else "+".join(p.name for p in dataset.corpus_paths)
+    )
     name = collection_name(corpus, key)
     full = False
     if current_generation(service.settings.collection_dir(name)) is not None:

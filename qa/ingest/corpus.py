@@ -1,8 +1,10 @@
 """Rules that look at a whole corpus rather than one document.
 
 * **Near-duplicate documents**: a documentation build ships its sources
-  (``_sources/library/functools.rst.txt``) beside every page; the same text under two names
-  is indexed once, keeping the version a reader should be sent to.
+  (``_sources/library/functools.rst.txt``) beside every page; the same text in two formats
+  is indexed once, keeping the version a reader should be sent to. Within one format only
+  exact copies (the same words) count: pages built from one template with different facts
+  (one per river, one per API class) are different documents.
 * **Shared title suffixes**: "functools — … — Python 3.11.2 documentation" on every page is
   the site's name, not the page's title.
 * **Repeated paragraphs**: see :func:`qa.ingest.layout.repeated_paragraphs`.
@@ -15,6 +17,8 @@ import zlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
+import numpy as np
+
 from qa.ingest.documents import Document, Skip
 
 SHINGLE_WORDS = 4
@@ -25,6 +29,8 @@ SHINGLE_WORDS = 4
 DUPLICATE_CONTAINMENT = 0.8
 SAMPLE = 4  # keep the shingles whose hash is 0 mod SAMPLE: a quarter of them decide
 MIN_SHINGLES = 8  # shorter documents are never called copies
+# a shingle more documents hold than this is boilerplate: it proposes no candidate copies
+MAX_POSTINGS = 16
 # A title suffix shared by at least this share of the documents is the site's name.
 SUFFIX_MIN_SHARE = 0.5
 SUFFIX_MIN_DOCUMENTS = 5
@@ -34,10 +40,17 @@ _FORMAT_RANK = {"html": 0, "pdf": 1, "markdown": 2, "text": 3, "jsonl": 4}
 
 
 def _shingles(text: str) -> set[int]:
+    """Hashes of a sample of the text's word 4-grams (a rolling combination of word hashes,
+    computed with numpy: a few seconds for the whole Python documentation)."""
     words = re.findall(r"[a-z0-9]+", text.lower())
-    grams = (" ".join(words[i : i + SHINGLE_WORDS]) for i in range(len(words) - SHINGLE_WORDS + 1))
-    hashed = (zlib.crc32(gram.encode()) for gram in grams)
-    return {h for h in hashed if h % SAMPLE == 0}
+    if len(words) < SHINGLE_WORDS:
+        return set()
+    hashes = np.fromiter((zlib.crc32(w.encode()) for w in words), np.uint64, len(words))
+    grams = np.zeros(len(words) - SHINGLE_WORDS + 1, np.uint64)
+    for offset in range(SHINGLE_WORDS):  # wrap-around multiplication mixes the four words
+        grams = grams * np.uint64(1_000_003) + hashes[offset : offset + len(grams)]
+    sampled = grams[(grams >> np.uint64(23)) % np.uint64(SAMPLE) == 0]
+    return set(np.unique(sampled).tolist())
 
 
 def _preference(document: Document) -> tuple[int, int, int, str]:
@@ -46,35 +59,55 @@ def _preference(document: Document) -> tuple[int, int, int, str]:
     return (_FORMAT_RANK.get(document.format, 5), int(hidden), len(document.id), document.id)
 
 
+def _words_key(text: str) -> int:
+    return zlib.crc32(" ".join(re.findall(r"[a-z0-9]+", text.lower())).encode())
+
+
+def _is_copy(a: Document, b: Document, shared: int, sizes: tuple[int, int]) -> bool:
+    if min(sizes) < MIN_SHINGLES or shared < DUPLICATE_CONTAINMENT * min(sizes):
+        return False
+    return a.format != b.format or _words_key(a.text) == _words_key(b.text)
+
+
 def drop_duplicates(documents: list[Document]) -> tuple[list[Document], list[Skip]]:
     """The documents without near-duplicates, and a skip for each copy left out.
 
-    Candidate pairs come from an inverted index of sampled shingles, so the cost grows with
-    the corpus' size, not its square.
+    Candidate pairs come from an inverted index of sampled shingles in which shingles held by
+    more than :data:`MAX_POSTINGS` kept documents (boilerplate every page has) are not
+    followed, so the cost grows with the corpus' size, not its square; the few candidates
+    are then compared on all their sampled shingles.
     """
     signatures = [_shingles(d.text) for d in documents]
     order = sorted(range(len(documents)), key=lambda i: _preference(documents[i]))
     owners: dict[int, list[int]] = defaultdict(list)  # shingle -> kept documents holding it
-    kept: list[int] = []
     dropped: dict[int, int] = {}  # copy -> the document kept instead
     for index in order:
         signature = signatures[index]
-        overlap = Counter(owner for shingle in signature for owner in owners.get(shingle, ()))
+        votes = Counter(
+            owner
+            for shingle in signature
+            if len(owners.get(shingle, ())) <= MAX_POSTINGS
+            for owner in owners.get(shingle, ())
+        )
         twin = next(
             (
                 other
-                for other, shared in overlap.most_common(3)
-                if len(signature) >= MIN_SHINGLES
-                and shared >= DUPLICATE_CONTAINMENT * min(len(signature), len(signatures[other]))
+                for other, _ in votes.most_common(3)
+                if _is_copy(
+                    documents[index],
+                    documents[other],
+                    len(signature & signatures[other]),
+                    (len(signature), len(signatures[other])),
+                )
             ),
             None,
         )
-        if twin is None:
-            kept.append(index)
-            for shingle in signature:
-                owners[shingle].append(index)
-        else:
+        if twin is not None:
             dropped[index] = twin
+            continue
+        for shingle in signature:
+            owners[shingle].append(index)
+    kept = [i for i in range(len(documents)) if i not in dropped]
     skips = [
         Skip(
             documents[i].source,
@@ -82,7 +115,7 @@ def drop_duplicates(documents: list[Document]) -> tuple[list[Document], list[Ski
         )
         for i, twin in sorted(dropped.items())
     ]
-    return [documents[i] for i in sorted(kept)], skips
+    return [documents[i] for i in kept], skips
 
 
 def strip_shared_title_suffix(documents: Iterable[Document]) -> str:

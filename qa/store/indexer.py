@@ -112,8 +112,9 @@ class Indexer:
         )
 
     def passage_settings(self) -> dict[str, int | bool]:
-        """:meth:`split_settings` as recorded in the manifest (reports and cache keys use it)."""
-        return self.split_settings().model_dump()
+        """The configured splitting (reports and cache keys use it); the corpus-dependent
+        ``repeated`` list, which only a build finds, is left out."""
+        return self.split_settings().model_dump(exclude={"repeated"})
 
     def uploads_dir(self, collection: str) -> Path:
         """Where documents added through the write API are kept as files."""
