@@ -92,12 +92,11 @@ class Settings(BaseSettings):
     sentence_weight: float = Field(
         default=0.6, ge=0, le=1, description="sentence-level share of the hybrid score"
     )
-    min_answer_score: float | None = Field(
-        default=None,
-        ge=0,
-        le=1,
-        description="abstain when the answerability (0-1) is below this; default: the calibrated "
-        "threshold (scripts/tune_answers.py)",
+    min_answer_score: float = Field(
+        default=0.38,
+        ge=-1,
+        le=2,
+        description="abstain below this answer score (calibrated for MiniLM: scripts/calibrate_abstention.py)",
     )
     top_k: int = Field(default=5, ge=1, le=50)
     reranker: str | None = None

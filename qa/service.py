@@ -81,9 +81,7 @@ class QAService:
             alpha=settings.fusion_alpha,
             sentence_weight=settings.sentence_weight,
         )
-        self.answer_params = AnswerParams()
-        if settings.min_answer_score is not None:
-            self.answer_params = AnswerParams(min_score=settings.min_answer_score)
+        self.answer_params = AnswerParams(min_score=settings.min_answer_score)
         self.reranker = CrossEncoderReranker(settings.reranker) if settings.reranker else None
         self._collections: OrderedDict[str, Collection] = OrderedDict()  # least recently used first
         self._lock = threading.Lock()
@@ -342,7 +340,7 @@ class QAService:
         encoded = time.perf_counter()
         hits = self.retriever(loaded, mode).search(query, top_k or self.settings.top_k)
         searched = time.perf_counter()
-        reply = build_reply(query, hits, loaded, self.answer_params, with_answer)
+        reply = build_reply(query, hits, loaded, self.embedder, self.answer_params, with_answer)
         done = time.perf_counter()
         reply.timings_ms = {
             "embed": round((encoded - started) * 1000, 2),

@@ -7,11 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from qa.search.answer_model import MIN_ANSWERABILITY, QUESTION_MODEL, SENTENCE_MODEL
-from qa.search.features import Candidate, QuestionTerms, question_features, sentence_features
+from qa.encoding import Embedder
 from qa.search.retriever import Hit, Query
 from qa.store import Collection, PassageRow
-from qa.store.lexical import LexicalIndex
 
 
 @dataclass(frozen=True)
@@ -65,14 +63,15 @@ class Reply:
 
 @dataclass
 class AnswerParams:
-    """How the answer sentence is chosen and when to abstain (see qa/search/answer_model.py)."""
+    """How the answer sentence is chosen and when to abstain (calibrated; see README)."""
 
     sentence_passages: int = 5  # how many top passages' sentences compete
-    highlight_margin: float = (
-        0.15  # sentences this close (answer probability) to the best are highlighted
-    )
+    shortlist: int = 3  # sentences re-embedded on their own to pick the answer...
+    shortlist_margin: float = 0.05  # ...among those within this of the best stored score
+    rank_weight: float = 0.05  # bonus for sentences of higher-ranked passages
+    highlight_margin: float = 0.08  # other sentences within this of the best are highlighted
     min_score: float = (
-        MIN_ANSWERABILITY  # abstain below this answerability (calibrated; see README)
+        0.38  # abstain below this (calibrated on the labelled article set; see README)
     )
 
 
@@ -96,72 +95,59 @@ def ranked_passages(hits: list[Hit], rows: dict[int, PassageRow]) -> list[Ranked
     return out
 
 
-def candidates(
-    query: Query,
-    passages: list[RankedPassage],
-    vectors: dict[int, tuple[list[tuple[int, int]], np.ndarray]],
-    lexical: LexicalIndex,
-    params: AnswerParams,
-) -> tuple[QuestionTerms, list[Candidate]]:
-    """Every sentence of the top passages, with the signals that choose the answer."""
-    question = QuestionTerms.of(query.bm25_text, lexical)
-    considered = passages[: params.sentence_passages]
-    sentences = []
-    for index, passage in enumerate(considered):
-        spans, sentence_vectors = vectors.get(passage.passage_id, ([], np.zeros((0, 1))))
-        if not spans:
-            continue
-        similarity = sentence_vectors @ query.vector
-        for position, (span, value) in enumerate(zip(spans, similarity.tolist())):
-            sentences.append((index, span, passage.text[span[0] : span[1]], value, position))
-    scored = [(p.text, p.score) for p in considered]
-    return question, sentence_features(question, sentences, scored)
-
-
 def choose_answer(
     query: Query,
     passages: list[RankedPassage],
     vectors: dict[int, tuple[list[tuple[int, int]], np.ndarray]],
-    lexical: LexicalIndex,
+    embedder: Embedder,
     params: AnswerParams,
-    top_dense: float,
 ) -> AnswerSpan | None:
     """Mark the sentence of the top passages that best answers the query.
 
-    Each sentence is scored by :data:`SENTENCE_MODEL` from signals retrieval already has (no
-    model runs); the best is the answer and the ones close to it are highlighted (each
-    passage's ``highlights``, spans inside its text, set as a side effect). Returns ``None``
-    (the documents don't answer) when :data:`QUESTION_MODEL` judges the question unanswered
-    by them: its answerability is below ``params.min_score``.
+    The stored (late-chunked) sentence vectors shortlist ``params.shortlist`` sentences;
+    those are embedded on their own, which judges a single sentence more precisely, and
+    the best wins. Sets each passage's ``highlights`` (spans inside the passage text) as a
+    side effect. Returns ``None`` (the documents don't answer) when the best sentence
+    scores below ``params.min_score``.
     """
-    question, found = candidates(query, passages, vectors, lexical, params)
-    if not found:
+    candidates: list[tuple[int, tuple[int, int], float]] = []
+    considered = passages[: params.sentence_passages]
+    for index, passage in enumerate(considered):
+        spans, sentence_vectors = vectors.get(
+            passage.passage_id, ([], np.zeros((0, len(query.vector))))
+        )
+        similarity = sentence_vectors @ query.vector if len(spans) else []
+        for span, value in zip(spans, similarity):
+            candidates.append((index, span, float(value)))
+    if not candidates:
         return None
-    probabilities = SENTENCE_MODEL.probability(np.stack([c.features for c in found]))
-    ranked = [
-        (found[i], float(probabilities[i])) for i in np.argsort(-probabilities, kind="stable")
+    ranked = sorted(candidates, key=lambda c: -c[2])
+    shortlist = [
+        c for c in ranked[: params.shortlist] if c[2] >= ranked[0][2] - params.shortlist_margin
     ]
-    best, best_probability = ranked[0]
-    for candidate, probability in ranked:
-        if probability >= best_probability - params.highlight_margin:
-            passages[candidate.index].highlights.append(candidate.span)
+    texts = [passages[i].text[s:e] for i, (s, e), _ in shortlist]
+    fresh = embedder.encode_sentences(texts) @ query.vector
+    scored = [
+        (index, span, float(value) + params.rank_weight * (1 - index / max(1, len(considered))))
+        for (index, span, _), value in zip(shortlist, fresh)
+    ]
+    best_index, (start, end), best_score = max(scored, key=lambda c: c[2])
+    for index, span, score in scored:
+        if score >= best_score - params.highlight_margin:
+            passages[index].highlights.append(span)
     for passage in passages:
         passage.highlights.sort()
-    signals = question_features(question, ranked, top_dense)
-    answerability = float(QUESTION_MODEL.probability(signals[None, :])[0])
-    if answerability < params.min_score:
+    if best_score < params.min_score:
         return None
-    passage = passages[best.index]
-    start, end = best.span
-    return AnswerSpan(
-        passage.text[start:end], passage.passage_id, start, end, round(answerability, 6)
-    )
+    passage = passages[best_index]
+    return AnswerSpan(passage.text[start:end], passage.passage_id, start, end, round(best_score, 6))
 
 
 def build_reply(
     query: Query,
     hits: list[Hit],
     collection: Collection,
+    embedder: Embedder,
     params: AnswerParams,
     with_answer: bool = True,
 ) -> Reply:
@@ -171,9 +157,7 @@ def build_reply(
     answer = None
     if with_answer and passages:
         top = [p.passage_id for p in passages[: params.sentence_passages]]
-        top_dense = float(collection.vectors([top[0]])[0] @ query.vector)
-        sentences = collection.sentences(top)
-        answer = choose_answer(query, passages, sentences, collection.lexical, params, top_dense)
+        answer = choose_answer(query, passages, collection.sentences(top), embedder, params)
     return Reply(
         query=query.text, answer=answer, passages=passages, generation=collection.generation
     )

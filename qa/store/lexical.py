@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -90,19 +89,6 @@ class LexicalIndex:
         if not tokens or not len(self.ids):
             return np.zeros(len(self.ids), dtype=np.float32)
         return np.asarray(self.bm25.get_scores(tokens), dtype=np.float32)
-
-    def idf(self, terms: Sequence[str]) -> list[float]:
-        """BM25's inverse document frequency of each (tokenized) term; a term the index never
-        saw is as rare as can be."""
-        vocabulary = self.bm25.vocab_dict
-        starts = self.bm25.scores["indptr"]
-        total = int(self.bm25.scores["num_docs"])
-        out = []
-        for term in terms:
-            row = vocabulary.get(term)
-            frequency = int(starts[row + 1] - starts[row]) if row is not None else 0
-            out.append(math.log(1 + (total - frequency + 0.5) / (frequency + 0.5)))
-        return out
 
     def top(self, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Passage ids and scores of the best ``k`` rows with a positive score."""
