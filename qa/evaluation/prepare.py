@@ -91,7 +91,11 @@ def ensure_collection(service: QAService, dataset: Dataset, progress: bool = Tru
         service.collection(dataset.collection)  # raises UnknownCollection with the names available
         return Prepared(dataset.collection, None, False, 0.0)
     key = collection_key(dataset.corpus_paths, service)
-    name = collection_name(dataset.name, key)
+    # named after what is indexed, so question sets over the same documents share it
+    corpus = (
+        dataset.name if dataset.format == "beir" else "+".join(p.name for p in dataset.corpus_paths)
+    )
+    name = collection_name(corpus, key)
     full = False
     if current_generation(service.settings.collection_dir(name)) is not None:
         try:

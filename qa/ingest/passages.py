@@ -8,37 +8,22 @@ the embedding model's window is split at sentence boundaries so nothing is cut o
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import math
 import re
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from qa.ingest.documents import Document
+from qa.ingest.layout import ends_sentence, labels, layout
 from qa.ingest.sentences import sentence_spans
+
+# word pieces kept for a passage's context label (a heading or signature) in the model window
+MAX_CONTEXT_TOKENS = 32
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
 """Counts the model's word pieces (without special tokens) for each text."""
-
-_TERMINAL = tuple('.!?:;"\u201d\u2019)\u3002\uff01\uff1f')
-NAVIGATION = {
-    "top",
-    "back to top",
-    "to top",
-    "share",
-    "print",
-    "email",
-    "advertisement",
-    "related",
-    "read more",
-    "menu",
-    "skip to content",
-    "home",
-    "next",
-    "previous",
-    "comments",
-}
 
 
 @dataclass(frozen=True)
@@ -52,18 +37,11 @@ class Passage:
     char_end: int
     text: str
     page: int | None = None
+    context: str = ""  # the label (heading, signature) it sits under; embedded, never cited
 
     @property
     def hash(self) -> str:
         return hashlib.sha256(self.text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where a document's paragraphs and its furniture are."""
-
-    paragraphs: list[tuple[int, int]]
-    furniture: list[tuple[int, int]]
 
 
 def whitespace_token_counter(texts: Sequence[str]) -> list[int]:
@@ -71,108 +49,47 @@ def whitespace_token_counter(texts: Sequence[str]) -> list[int]:
     return [len(re.findall(r"\w+|[^\w\s]", text)) for text in texts]
 
 
-def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    return start, end
-
-
-def _is_short(line: str) -> bool:
-    """A caption, byline, heading or link label rather than prose."""
-    stripped = line.strip()
-    return len(stripped) <= 50 and len(stripped.split()) <= 6 and not stripped.endswith(_TERMINAL)
-
-
-def _line_spans(text: str, start: int) -> list[list[tuple[int, int]]]:
-    """Blocks of non-blank lines (separated by blank lines) as trimmed line spans."""
-    blocks: list[list[tuple[int, int]]] = []
-    current: list[tuple[int, int]] = []
-    position = start
-    for line in text[start:].split("\n"):
-        s, e = _trimmed(text, position, position + len(line))
-        position += len(line) + 1
-        if s == e:
-            if current:
-                blocks.append(current)
-                current = []
-        else:
-            current.append((s, e))
-    if current:
-        blocks.append(current)
-    return blocks
-
-
-def _paragraphs(text: str, start: int) -> list[tuple[int, int]]:
-    """Paragraph spans: blank-line blocks, split further where a line stands on its own.
-
-    Hard-wrapped prose (a long line that doesn't end a sentence) is joined with the next
-    line; a short line (a heading, byline or caption) or a line that ends a sentence
-    stands alone.
-    """
-    paragraphs = []
-    for block in _line_spans(text, start):
-        first = block[0]
-        previous = block[0]
-        for line in block[1:]:
-            prev_text = text[previous[0] : previous[1]]
-            this_text = text[line[0] : line[1]]
-            wrapped = not _is_short(prev_text) and not prev_text.endswith(_TERMINAL)
-            if (
-                not wrapped
-                or _is_short(this_text)
-                or this_text.startswith(("#", "- ", "* ", "> ", "|"))
-            ):
-                paragraphs.append((first[0], previous[1]))
-                first = line
-            previous = line
-        paragraphs.append((first[0], previous[1]))
-    return paragraphs
-
-
-def layout(document: Document) -> Layout:
-    """Find the paragraphs of a document's body and the page furniture among them."""
-    text = document.text
-    spans = _paragraphs(text, document.body_start)
-    keys = [" ".join(text[s:e].split()).lower() for s, e in spans]
-    counts = Counter(keys)
-    furniture: set[int] = set()
-    for index, key in enumerate(keys):
-        short = _is_short(key)
-        if key in NAVIGATION or (short and counts[key] > 1):
-            furniture.add(index)
-    # Labels and links after the last real paragraph ("Special Reports", "Top").
-    index = len(spans) - 1
-    while index > 0 and _is_short(keys[index]):
-        furniture.add(index)
-        index -= 1
-    if len(furniture) == len(spans):  # never drop a whole document
-        furniture = {i for i, key in enumerate(keys) if key in NAVIGATION and len(spans) > 1}
-    return Layout(
-        paragraphs=[span for i, span in enumerate(spans) if i not in furniture],
-        furniture=[span for i, span in enumerate(spans) if i in furniture],
-    )
-
-
 def _merge_short(text: str, spans: list[tuple[int, int]], min_chars: int) -> list[tuple[int, int]]:
-    """Join fragments shorter than ``min_chars`` (headings, list items) to the next paragraph."""
+    """Join fragments shorter than ``min_chars`` to a neighbour, so no passage is too small
+    to carry meaning: a heading, a signature or a lead-in ("For example:") joins the
+    paragraph after it; a closing note that ends a sentence ("New in version 3.9.") joins
+    the paragraph before it."""
     merged: list[tuple[int, int]] = []
-    pending: int | None = None
+    carried: int | None = None  # start of fragments waiting for the next paragraph
     for s, e in spans:
-        if pending is not None:
-            s = pending
-            pending = None
-        if e - s < min_chars:
-            pending = s
-            continue
-        merged.append((s, e))
-    if pending is not None:
+        short = e - s < min_chars
+        if short and carried is None and merged and ends_sentence(text[s:e]):
+            merged[-1] = (merged[-1][0], e)
+        elif short:
+            carried = s if carried is None else carried
+        else:
+            merged.append((s if carried is None else carried, e))
+            carried = None
+    if carried is not None:
         if merged:
             merged[-1] = (merged[-1][0], spans[-1][1])
         else:
-            merged.append((pending, spans[-1][1]))
+            merged.append((carried, spans[-1][1]))
     return merged
+
+
+def _context_of(start: int, found: list[tuple[int, str]], title: str) -> str:
+    """The last label before a passage, unless the passage starts with a label of its own
+    (or the label is the document's title, which is embedded anyway)."""
+    at = bisect.bisect_left(found, (start, ""))
+    if at < len(found) and found[at][0] == start:
+        return ""  # it opens with its own heading or signature
+    label = found[at - 1][1] if at > 0 else ""
+    return "" if label == title else label
+
+
+def passage_contexts(
+    document: Document, starts: list[int], repeated: frozenset[str] = frozenset()
+) -> list[str]:
+    """The context label of the passages starting at ``starts`` (as :func:`split_document`
+    gives them; for passages stored without it)."""
+    found = labels(document, layout(document, repeated).paragraphs)
+    return [_context_of(start, found, document.title) for start in starts]
 
 
 def _pack(pieces: list[tuple[int, int]], sizes: list[int], budget: int) -> list[tuple[int, int]]:
@@ -231,9 +148,10 @@ def _fit(
     return _pack(fitted, fitted_sizes, budget)
 
 
-def embedding_text(title: str, text: str) -> str:
-    """What is fed to the embedding model for a passage (``title`` may be empty)."""
-    return f"{title}\n{text}" if title else text
+def embedding_text(title: str, text: str, context: str = "") -> str:
+    """What is fed to the embedding model (and BM25) for a passage: its document's title and
+    the label it sits under, when there are, then its text."""
+    return "\n".join(part for part in (title, context, text) if part)
 
 
 def title_for_embedding(
@@ -252,20 +170,28 @@ def split_document(
     max_tokens: int = 254,
     min_chars: int = 40,
     title_in_embedding: bool = True,
+    repeated: frozenset[str] = frozenset(),
 ) -> list[Passage]:
     """The passages of ``document``, in order.
 
-    ``max_tokens`` is the model's window without special tokens; when the title is
-    embedded with each passage its word pieces come out of the same budget, so no
-    passage text is ever truncated by the model.
+    ``max_tokens`` is the model's window without special tokens; the title and the
+    context label embedded with each passage come out of the same budget, so no passage
+    text is ever truncated by the model. ``repeated`` are the collection's repeated
+    paragraphs (furniture, see :func:`qa.ingest.layout.repeated_paragraphs`).
     """
     text = document.text
-    spans = _merge_short(text, layout(document).paragraphs, min_chars)
+    paragraphs = layout(document, repeated).paragraphs
+    found = labels(document, paragraphs)
+    spans = _merge_short(text, paragraphs, min_chars)
     _, title_cost = title_for_embedding(document, count_tokens, max_tokens, title_in_embedding)
-    budget = max(max_tokens - title_cost, 8)
+    reserved = MAX_CONTEXT_TOKENS if found else 0  # documents without labels keep their budget
+    budget = max(max_tokens - title_cost - reserved, 8)
     passages: list[Passage] = []
     for number, span in enumerate(spans, start=1):
         for s, e in _fit(text, span, count_tokens, budget):
+            context = _context_of(s, found, document.title)
+            if context and count_tokens([context])[0] > MAX_CONTEXT_TOKENS:
+                context = ""
             passages.append(
                 Passage(
                     document_id=document.id,
@@ -275,6 +201,7 @@ def split_document(
                     char_end=e,
                     text=text[s:e],
                     page=document.page_at(s),
+                    context=context,
                 )
             )
     return passages

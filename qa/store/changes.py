@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from qa.ingest.documents import Document
 from qa.store.collection import Collection
-from qa.store.manifest import SourceOptions
+from qa.store.manifest import PassageSettings, SourceOptions
 from qa.store.sql import DocumentRow
 from qa.store.writer import Commit, Hook
 
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from qa.store.indexer import IndexReport
 
 
-@dataclass(frozen=True)
+@dataclass
 class Update:
     """One indexing run's request."""
 
@@ -28,6 +28,10 @@ class Update:
     sources: list[str] | None = None  # the folders indexed; ``None`` keeps the previous ones
     source_options: SourceOptions | None = None  # ``None`` keeps the previous ones
     before_switch: Commit | None = None
+    repeated: frozenset[str] | None = (
+        None  # the corpus' repeated paragraphs; ``None`` keeps the previous
+    )
+    split: PassageSettings | None = None  # how this run splits (resolved when the run starts)
 
 
 @dataclass
@@ -63,7 +67,7 @@ def plan_update(previous: Collection | None, update: Update, report: IndexReport
     if report.full_rebuild and previous is not None and not update.remove_missing:
         # settings changed under a partial update: keep the other documents by re-splitting them
         keep_ids = set(old_hashes) - removed - set(incoming)
-        to_split += [_as_document(row) for row in previous.iter_documents(sorted(keep_ids))]
+        to_split += [document_of(row) for row in previous.iter_documents(sorted(keep_ids))]
     report.relocated = len(relocated)
     report.added = sum(1 for i in incoming if i not in old_hashes)
     report.updated = sum(1 for i in incoming if i in old_hashes and i not in unchanged)
@@ -103,7 +107,7 @@ def _relocated(
     return out
 
 
-def _as_document(row: DocumentRow) -> Document:
+def document_of(row: DocumentRow) -> Document:
     """A stored document as the splitter takes it (to split it again)."""
     return Document(
         row.id, row.title, row.source, row.text, row.format, row.body_start, list(row.pages)

@@ -20,8 +20,10 @@ from pathlib import Path
 from qa.config import Settings
 from qa.encoding import Embedder
 from qa.errors import CollectionNotFound, NothingToIndex, StoreError
+from qa.ingest.corpus import drop_duplicates, strip_shared_title_suffix
 from qa.ingest.discovery import discover
 from qa.ingest.documents import Document, Skip
+from qa.ingest.layout import repeated_paragraphs
 from qa.ingest.parsing import ParserPool
 from qa.store.changes import Plan, Update, plan_update
 from qa.store.collection import Collection
@@ -47,7 +49,9 @@ from qa.store.writer import Commit, GenerationData, Hook, write_generation
 
 log = logging.getLogger("qa.store.indexer")
 
-SPLITTER_VERSION = 2  # bump when the splitter's output changes: every document is split again
+# bump when the splitter's output changes: every document is split again (3: labels join
+# the paragraph after them, closing notes the one before; context labels; corpus furniture)
+SPLITTER_VERSION = 3
 
 
 @dataclass
@@ -97,18 +101,20 @@ class Indexer:
         self.settings = settings
         self.embedder = embedder
 
-    def split_settings(self) -> PassageSettings:
+    def split_settings(self, repeated: Iterable[str] = ()) -> PassageSettings:
         """How documents are split into passages (a change re-splits every document)."""
         return PassageSettings(
             max_tokens=self.settings.max_passage_tokens or self.embedder.max_tokens,
             min_chars=self.settings.min_passage_chars,
             title_in_embedding=self.settings.title_in_embedding,
             splitter_version=SPLITTER_VERSION,
+            repeated=sorted(repeated),
         )
 
     def passage_settings(self) -> dict[str, int | bool]:
-        """:meth:`split_settings` as recorded in the manifest (reports and cache keys use it)."""
-        return self.split_settings().model_dump()
+        """The configured splitting (reports and cache keys use it); the corpus-dependent
+        ``repeated`` list, which only a build finds, is left out."""
+        return self.split_settings().model_dump(exclude={"repeated"})
 
     def uploads_dir(self, collection: str) -> Path:
         """Where documents added through the write API are kept as files."""
@@ -131,8 +137,11 @@ class Indexer:
         roots = [Path(p).expanduser().resolve() for p in paths]
         uploads = [u for u in upload_roots(self.uploads_dir(collection)) if u not in roots]
         documents, skipped = self._read(roots + uploads, follow_links, progress)
+        documents, copies = drop_duplicates(documents)
+        strip_shared_title_suffix(documents)
         update = Update(
             documents,
+            repeated=repeated_paragraphs(documents),
             remove_missing=True,
             full=full,
             progress=progress,
@@ -142,7 +151,7 @@ class Indexer:
             before_switch=before_switch,
         )
         report = self._run(collection, update)
-        report.skipped = skipped + report.skipped
+        report.skipped = skipped + copies + report.skipped
         report.seconds["total"] = time.perf_counter() - started
         return report
 
@@ -196,9 +205,16 @@ class Indexer:
                     documents.append(item)
         return documents, skipped
 
-    def _open_previous(self, directory: Path, full: bool, report: IndexReport) -> Collection | None:
-        """The live generation to build on (``None``, and a full rebuild, when there is none)."""
-        if full:
+    def _open_previous(
+        self, directory: Path, update: Update, report: IndexReport
+    ) -> Collection | None:
+        """The live generation to build on (``None``, and a full rebuild, when there is none).
+
+        Also settles how this run splits (``update.split``): the corpus' repeated paragraphs
+        are the ones just found, or, for an update of a few documents, the previous ones.
+        """
+        update.split = self.split_settings(update.repeated or ())
+        if update.full:
             report.full_rebuild = True
             return None
         try:
@@ -210,8 +226,10 @@ class Indexer:
             log.warning("rebuilding from scratch: %s", exc)
             report.full_rebuild = True
             return None
+        if update.repeated is None:
+            update.split = self.split_settings(previous.manifest.passage_settings.repeated)
         same_model = previous.manifest.model.fingerprint == self.embedder.identity.fingerprint
-        same_split = previous.manifest.passage_settings == self.split_settings()
+        same_split = previous.manifest.passage_settings == update.split
         if not (same_model and same_split):
             log.info(
                 "model or passage settings changed since the last build: re-splitting everything"
@@ -227,7 +245,7 @@ class Indexer:
         with writer_lock(directory):
             for leftover in clean_leftovers(directory):
                 log.info("removed leftover %s", leftover)
-            previous = self._open_previous(directory, update.full, report)
+            previous = self._open_previous(directory, update, report)
             try:
                 return self._apply(collection, previous, update, report, timer)
             except BaseException:
@@ -309,7 +327,8 @@ class Indexer:
         """The rows and passages of the new and changed documents."""
         show = update.progress and len(plan.to_split) > 200
         documents = progress(plan.to_split, show, "Splitting", "doc")
-        rows, pieces, empty = split_documents(documents, self.embedder, self.split_settings())
+        assert update.split is not None
+        rows, pieces, empty = split_documents(documents, self.embedder, update.split)
         for document in empty:
             reason = "no text to index after removing page furniture"
             report.skipped.append(Skip(document.source, reason))
@@ -355,7 +374,7 @@ class Indexer:
         return BuildInfo(
             collection=collection,
             model=ModelInfo.model_validate(self.embedder.identity, from_attributes=True),
-            passage_settings=self.split_settings(),
+            passage_settings=update.split or self.split_settings(),
             next_passage_id=next_id,
             sources=sources,
             source_options=options,

@@ -49,6 +49,9 @@ class PassageSettings(BaseModel):
     min_chars: int
     title_in_embedding: bool
     splitter_version: int
+    # hashes of the paragraphs the corpus repeats across many documents (a site's headers and
+    # footers), left out of every passage; absent before issue 14
+    repeated: list[str] = []
 
 
 class SourceOptions(BaseModel):

@@ -11,9 +11,15 @@ import numpy as np
 
 from qa.encoding import Embedder
 from qa.ingest.documents import Document
-from qa.ingest.passages import Passage, embedding_text, split_document, title_for_embedding
+from qa.ingest.passages import (
+    Passage,
+    embedding_text,
+    passage_contexts,
+    split_document,
+    title_for_embedding,
+)
 from qa.ingest.sentences import sentence_spans
-from qa.store.changes import Plan, row_of
+from qa.store.changes import Plan, document_of, row_of
 from qa.store.collection import Collection
 from qa.store.manifest import BuildInfo, PassageSettings
 from qa.store.progress import bar
@@ -66,6 +72,7 @@ def split_documents(
     """The rows and passages of ``documents``, and the documents that have no passage."""
     fingerprint = embedder.identity.fingerprint
     count = embedder.count_tokens
+    repeated = frozenset(settings.repeated)
     rows: list[DocumentRow] = []
     pieces: list[NewPassage] = []
     empty: list[Document] = []
@@ -79,13 +86,14 @@ def split_documents(
             max_tokens=settings.max_tokens,
             min_chars=settings.min_chars,
             title_in_embedding=settings.title_in_embedding,
+            repeated=repeated,
         )
         if not passages:
             empty.append(document)
             continue
         rows.append(row_of(document))
         for passage in passages:
-            text = embedding_text(title, passage.text)
+            text = embedding_text(title, passage.text, passage.context)
             pieces.append(NewPassage(document, passage, text, embed_hash(fingerprint, text)))
     return rows, pieces, empty
 
@@ -144,11 +152,7 @@ def assemble(
     rows.documents += documents
     dimension = build.model.dimension
     _add_new_rows(rows, pieces, vectors, first_id, dimension)
-    titles = {d.id: d.title for d in rows.documents}
-    with_title = build.passage_settings.title_in_embedding
-    lexical = [
-        f"{titles[r.document_id]}\n{r.text}" if with_title else r.text for r in rows.passages
-    ]
+    lexical = lexical_texts(rows, pieces, build.passage_settings)
     if rows.sentence_vectors:
         sentence_vectors = np.concatenate(rows.sentence_vectors)
     else:
@@ -162,6 +166,40 @@ def assemble(
         sentence_vectors=sentence_vectors,
         build=build,
     )
+
+
+def lexical_texts(rows: _Rows, pieces: list[NewPassage], settings: PassageSettings) -> list[str]:
+    """What BM25 indexes for each row: like what the model embeds, the document's title (when
+    embedded), the passage's context label and its text. The new rows are the last ones, in
+    the order of ``pieces``; kept passages' labels are found again in their documents."""
+    kept = rows.passages[: len(rows.passages) - len(pieces)]
+    documents = {d.id: d for d in rows.documents}
+    contexts = _kept_contexts(kept, documents, settings) + [p.passage.context for p in pieces]
+    return [
+        embedding_text(
+            documents[row.document_id].title if settings.title_in_embedding else "",
+            row.text,
+            context,
+        )
+        for row, context in zip(rows.passages, contexts)
+    ]
+
+
+def _kept_contexts(
+    passages: list[PassageRow], documents: dict[str, DocumentRow], settings: PassageSettings
+) -> list[str]:
+    """The context label of each kept passage, found again in its document's text."""
+    starts: dict[str, list[int]] = {}
+    for row in passages:
+        starts.setdefault(row.document_id, []).append(row.char_start)
+    repeated = frozenset(settings.repeated)
+    found = {
+        document_id: dict(
+            zip(at, passage_contexts(document_of(documents[document_id]), at, repeated))
+        )
+        for document_id, at in starts.items()
+    }
+    return [found[row.document_id][row.char_start] for row in passages]
 
 
 def _kept_rows(previous: Collection, plan: Plan) -> _Rows:

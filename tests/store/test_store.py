@@ -22,6 +22,7 @@ from qa.store import (
     writer_lock,
 )
 from qa.store.manifest import write_manifest
+from tests.conftest import make_settings
 from tests.helpers import CORPUS, SEED_FILE
 
 KITES = "Box kites fly steadily in strong coastal winds, and delta kites launch from a beach."
@@ -198,3 +199,37 @@ def test_invalid_manifest_is_named(tmp_path: Path, seed_settings: Settings) -> N
     manifest_file.write_text(json.dumps(manifest))
     with pytest.raises(StoreError, match=r"damaged .*manifest.json: counts\..*qa index --full"):
         read_manifest(directory)
+
+
+def _page_text(topic: str) -> str:
+    return (
+        f"This page explains {topic} in full sentences that a reader came here for, with "
+        f"details about how {topic} are built, used and maintained over the years. Engineers "
+        f"who look after {topic} keep logbooks of every inspection, and the oldest logbooks "
+        f"in the archive describe {topic} that were repaired by hand with simple tools. Today "
+        f"most {topic} are checked twice a year by crews who travel between regional depots."
+    )
+
+
+def test_a_site_indexes_each_page_once_without_its_footer(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    site = tmp_path / "site"
+    (site / "_sources").mkdir(parents=True)
+    footer = "The Example Foundation is a non-profit corporation. Please donate."
+    topics = ["kites", "boats", "trains", "bridges", "tunnels", "ferries"]
+    for topic in topics:
+        body = f"<p>{_page_text(topic)}</p>"
+        (site / f"{topic}.html").write_text(
+            f"<html><head><title>{topic.title()} \u2014 Example 1.0 documentation</title></head>"
+            f"<body>{body}<footer><p>{footer}</p></footer></body></html>"
+        )
+    (site / "_sources" / "kites.rst.txt").write_text(f"Kites\n=====\n\n{_page_text('kites')}\n")
+    service = QAService(make_settings(tmp_path / "index"), embedder)
+    report = service.index([site], "site")
+    assert [s.reason.split(" (")[0] for s in report.skipped] == ["duplicate of site/kites.html"]
+    collection = service.collection("site")
+    assert collection.counts["documents"] == len(topics)
+    passages = collection.passages_of(f"{topic}.html" for topic in topics)
+    assert passages and not any("non-profit" in p.text for p in passages)
+    assert collection.document("kites.html").title == "Kites"
