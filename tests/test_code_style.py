@@ -55,7 +55,8 @@ def test_modules_and_functions_are_small() -> None:
 
 
 def test_lower_packages_never_import_higher_ones() -> None:
-    """Data flows one way: ingest, encoding -> store -> search -> service -> http, cli, evaluation."""
+    """Data flows one way: ingest, encoding -> store -> search -> service -> generation -> http,
+    cli, evaluation."""
     order = [
         "config",
         "errors",
@@ -65,6 +66,7 @@ def test_lower_packages_never_import_higher_ones() -> None:
         "search",
         "access",
         "service",
+        "generation",
         "http",
         "cli",
         "evaluation",

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from qa.http.routes import collections, operations, questions, sources, web, writes
+from qa.http.routes import collections, openai, operations, questions, sources, web, writes
 
 ROUTERS = [
     questions.router,
+    openai.router,
     collections.router,
     sources.router,
     web.router,
