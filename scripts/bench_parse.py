@@ -268,9 +268,10 @@ def worst_cases(args: argparse.Namespace) -> list[tuple[str, str, tuple[object, 
 
 def worst_case_table(args: argparse.Namespace, old: bool) -> list[str]:
     """Seconds of each worst case, before (stopped after ``--cap``) and after."""
+    from tests.pdf_fixtures import shared_stream_pdf
+
     from qa.ingest import Skip
     from qa.ingest.parsing import ParserPool
-    from tests.pdf_fixtures import shared_stream_pdf
 
     lines = table_head(["worst case", "input", "before s", "after s"], "lrrr")
     for label, name, call_args, size in worst_cases(args):
