@@ -94,7 +94,9 @@ def completion(model: str, text: str) -> dict[str, Any]:
 def passage_number(messages: Messages, snippet: str) -> int:
     """The ``[n]`` of the given passage that contains ``snippet`` (0 when none does)."""
     prompt = messages[-1]["content"]
-    for match in re.finditer(r"^\[(\d+)\] [^\n]*\n(.*?)(?=\n\n\[\d+\] |\n\nQuestion: )", prompt, re.S | re.M):
+    for match in re.finditer(
+        r"^\[(\d+)\] [^\n]*\n(.*?)(?=\n\n\[\d+\] |\n\nQuestion: )", prompt, re.DOTALL | re.MULTILINE
+    ):
         if snippet in match.group(2):
             return int(match.group(1))
     return 0

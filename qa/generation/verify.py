@@ -34,6 +34,43 @@ if TYPE_CHECKING:
 Reason = Literal["no_citation", "unsupported", "number_not_in_sources"]
 _WORD = re.compile(r"[^\W_]+(?:['\u2019-][^\W_]+)*")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+# Number words count as figures too: "twelve cities" for "nine cities" is a changed fact
+# ("one" is not among them: it is as often a pronoun, "one of the cities").
+_NUMBER_WORDS = frozenset(
+    [
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
+        "twenty",
+        "thirty",
+        "forty",
+        "fifty",
+        "sixty",
+        "seventy",
+        "eighty",
+        "ninety",
+        "hundred",
+        "thousand",
+        "million",
+        "billion",
+        "trillion",
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -86,8 +123,11 @@ def content_words(text: str) -> set[str]:
     return set(_stemmer().stemWords(words))
 
 
-def _numbers(text: str) -> set[str]:
-    return {n.replace(",", "").rstrip(".") for n in _NUMBER.findall(text)}
+def figures(text: str) -> set[str]:
+    """The numbers of ``text``: digits (without thousands separators) and number words."""
+    digits = {n.replace(",", "").rstrip(".") for n in _NUMBER.findall(text)}
+    words = {w for w in _WORD.findall(text.lower()) if w in _NUMBER_WORDS}
+    return digits | words
 
 
 def word_overlap(claim: str, sources: str) -> float:
@@ -142,15 +182,39 @@ def judge(
     return verdicts
 
 
+@dataclass(frozen=True)
+class Measures:
+    """What the check measures of one claim against its cited passages."""
+
+    meaning: float
+    words: float
+    figures_found: bool
+    evidence: dict[int, tuple[int, int]]
+
+    def support(self, params: SupportParams) -> float:
+        weight = params.meaning_weight
+        return weight * max(self.meaning, 0.0) + (1 - weight) * self.words
+
+
+def measure(
+    text: str, vector: np.ndarray, cited: Sequence[int], sources: Sequence[Source]
+) -> Measures:
+    """Meaning, word overlap and figures of a claim (``text``, embedded as ``vector``)
+    against the passages numbered ``cited`` (1-based) among ``sources``."""
+    meaning, evidence = _meaning(vector, cited, sources)
+    cited_text = "\n".join(sources[n - 1].text for n in cited)
+    found = figures(text) <= figures(cited_text)
+    return Measures(meaning, word_overlap(text, cited_text), found, evidence)
+
+
 def _verdict(
     claim: Claim, vector: np.ndarray, sources: Sequence[Source], params: SupportParams
 ) -> Verdict:
-    meaning, evidence = _meaning(vector, claim.cited, sources)
-    cited_text = "\n".join(sources[n - 1].text for n in claim.cited)
-    words = word_overlap(claim.text, cited_text)
-    support = params.meaning_weight * max(meaning, 0.0) + (1 - params.meaning_weight) * words
+    measures = measure(claim.text, vector, claim.cited, sources)
+    meaning, words, evidence = measures.meaning, measures.words, measures.evidence
+    support = measures.support(params)
     reason: Reason | None = None
-    if not _numbers(claim.text) <= _numbers(cited_text):
+    if not measures.figures_found:
         reason = "number_not_in_sources"
     elif support < params.min_support:
         reason = "unsupported"
