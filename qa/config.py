@@ -116,7 +116,7 @@ class Settings(BaseSettings):
     llm_max_tokens: int = Field(default=400, ge=16, le=8192)
     llm_passages: int = Field(default=5, ge=1, le=20, description="top passages given to the model")
     llm_min_support: float = Field(
-        default=0.62,
+        default=0.54,
         ge=0,
         le=1,
         description="a generated sentence scoring below this against its cited passages is "
