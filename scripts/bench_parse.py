@@ -134,7 +134,7 @@ def text_files(limit: int | None) -> Files:
 
 
 def pdf_from_text(texts: list[bytes], pages: int) -> bytes:
-    from tests.pdf_fixtures import text_pdf
+    from tests.ingest.pdf_fixtures import text_pdf
 
     lines: list[str] = []
     for data in texts:
@@ -221,7 +221,7 @@ def throughput_table(args: argparse.Namespace, pages: Files, texts: Files, old: 
 
 def worst_cases(args: argparse.Namespace) -> list[tuple[str, str, tuple[object, ...], int]]:
     """(label, function, arguments, input size) of each worst case."""
-    from tests.pdf_fixtures import shared_stream_pdf
+    from tests.ingest.pdf_fixtures import shared_stream_pdf
 
     scale = 1 if args.quick else 4
     nested = "<div>" * (55_000 * scale) + "x" + "</div>" * (55_000 * scale)  # 1.1 MB at full scale
@@ -268,10 +268,9 @@ def worst_cases(args: argparse.Namespace) -> list[tuple[str, str, tuple[object, 
 
 def worst_case_table(args: argparse.Namespace, old: bool) -> list[str]:
     """Seconds of each worst case, before (stopped after ``--cap``) and after."""
-    from tests.pdf_fixtures import shared_stream_pdf
-
     from qa.ingest import Skip
     from qa.ingest.parsing import ParserPool
+    from tests.ingest.pdf_fixtures import shared_stream_pdf
 
     lines = table_head(["worst case", "input", "before s", "after s"], "lrrr")
     for label, name, call_args, size in worst_cases(args):
