@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -102,6 +102,27 @@ class Settings(BaseSettings):
     reranker: str | None = None
     reranker_top_n: int = Field(default=20, ge=1, le=200)
 
+    # Optional generation by an OpenAI-compatible model server (Ollama, vLLM, llama.cpp)
+    llm_url: str | None = Field(
+        default=None,
+        description="base URL of an OpenAI-compatible server, e.g. http://127.0.0.1:11434/v1; "
+        "unset: answers are the quoted sentences only",
+    )
+    llm_model: str | None = Field(default=None, description="the model name the server knows")
+    llm_api_key: SecretStr | None = None
+    llm_timeout_s: float = Field(
+        default=20.0, gt=0, description="past this the extractive answer is sent, with a notice"
+    )
+    llm_max_tokens: int = Field(default=400, ge=16, le=8192)
+    llm_passages: int = Field(default=5, ge=1, le=20, description="top passages given to the model")
+    llm_min_support: float = Field(
+        default=0.54,
+        ge=0,
+        le=1,
+        description="a generated sentence scoring below this against its cited passages is "
+        "dropped (calibrated: scripts/calibrate_verifier.py)",
+    )
+
     # Web chat
     title: str = Field(
         default="Ask the documents", description="heading of the chat page and widget"
@@ -165,6 +186,12 @@ class Settings(BaseSettings):
         "collection, generation, time) for `qa report`; off: only what readers send",
     )
 
+    @model_validator(mode="after")
+    def _llm_needs_model(self) -> Settings:
+        if self.llm_url and not self.llm_model:
+            raise ValueError("QA_LLM_URL is set but QA_LLM_MODEL is not: name the model to use")
+        return self
+
     @field_validator("collection")
     @classmethod
     def _check_collection(cls, value: str) -> str:
@@ -191,7 +218,7 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split("|") if part.strip()]
         return value
 
-    @field_validator("model", "reranker", "public_url", mode="before")
+    @field_validator("model", "reranker", "public_url", "llm_url", "llm_model", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value

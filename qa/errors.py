@@ -22,12 +22,15 @@ class QAError(Exception):
     code: str = "internal_error"
     exit_code: int = FAILURE
     headers: Mapping[str, str] = MappingProxyType({})
+    param: str | None = None  # the request field at fault (OpenAI's error shape names it)
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(self, message: str, *, code: str | None = None, param: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
+        if param is not None:
+            self.param = param
 
 
 # 400 -------------------------------------------------------------------------------------

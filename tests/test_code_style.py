@@ -55,8 +55,8 @@ def test_modules_and_functions_are_small() -> None:
 
 
 def test_lower_packages_never_import_higher_ones() -> None:
-    """Data flows one way: ingest, encoding -> store -> search -> feedback -> service -> http,
-    cli, evaluation."""
+    """Data flows one way: ingest, encoding -> store -> search -> feedback -> service -> generation
+    -> http, cli, evaluation."""
     order = [
         "config",
         "errors",
@@ -67,6 +67,7 @@ def test_lower_packages_never_import_higher_ones() -> None:
         "access",
         "feedback",
         "service",
+        "generation",
         "http",
         "cli",
         "evaluation",

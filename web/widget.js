@@ -304,6 +304,12 @@ mark.cited { background: var(--mark-cite); padding: 2px 0; scroll-margin: 40px; 
 }
 .retry:hover { border-color: var(--danger); }
 
+/* ---------------------------------------------------------------- generated answers (streamed) */
+.streaming .bubble { color: var(--text); max-width: 100%; white-space: pre-wrap; }
+.streaming .caret { display: inline-block; width: 7px; height: 1em; margin-left: 2px; vertical-align: -2px; background: var(--muted); animation: blink 1s infinite; }
+.retracted { color: var(--muted); text-decoration: line-through; text-decoration-thickness: 1.5px; }
+.gen-notice { margin-top: 8px; font-size: 13px; color: var(--muted); white-space: normal; }
+
 /* ---------------------------------------------------------------- composer */
 .composer { flex: none; padding: 10px 12px 12px; background: var(--bg); border-top: 1px solid var(--border); }
 .root[data-mode="page"] .composer { border-top: 0; padding: 8px max(16px, calc((100% - 780px) / 2)) 18px; }
@@ -504,6 +510,11 @@ textarea:focus-visible { outline: none; }
     return parts.length ? parts[parts.length - 1] : s;
   }
 
+  /** Text without its [n] citation markers (the widget shows them as buttons). */
+  function stripMarkers(text) {
+    return String(text || "").replace(/\s*\[\d{1,3}(?:\s*[,;]\s*\d{1,3})*\]/g, "");
+  }
+
   /** A server message as a sentence: capitalized, with a full stop. */
   function sentence(message) {
     const s = String(message || "").trim();
@@ -564,7 +575,7 @@ textarea:focus-visible { outline: none; }
       this.messages = [];
       this.busy = false;
       this.docCache = new Map();
-      this.config = { title: null, starters: null, maxChars: 2000, maxTurns: 20, feedback: true, maxComment: 1000 };
+      this.config = { title: null, starters: null, maxChars: 2000, maxTurns: 20, feedback: true, maxComment: 1000, generation: false };
       this._seq = 0;
       this._abort = null;
     }
@@ -707,6 +718,7 @@ textarea:focus-visible { outline: none; }
         if (Number.isInteger(config.max_question_chars) && config.max_question_chars > 0) this.config.maxChars = config.max_question_chars;
         if (Number.isInteger(config.max_history_turns) && config.max_history_turns >= 0) this.config.maxTurns = config.max_history_turns;
         this._applyFeedbackConfig(config);
+        this.config.generation = config.generation === true; // a model writes answers: stream them
         this.$.input.maxLength = this.config.maxChars;
         if (!this.headingText && this.config.title) this._setHeading(this.config.title);
         this._updateComposer();
@@ -842,7 +854,7 @@ textarea:focus-visible { outline: none; }
         if (m.failed) continue;
         if (m.role === "user") turns.push({ role: "user", content: clip(m.text, HISTORY_CHARS) });
         else if (m.role === "assistant") {
-          const content = (m.data.answer && m.data.answer.text) || m.data.notice || "";
+          const content = this._writtenText(m.data) || (m.data.answer && m.data.answer.text) || m.data.notice || "";
           if (content) turns.push({ role: "assistant", content: clip(content, HISTORY_CHARS) });
         }
       }
@@ -881,7 +893,9 @@ textarea:focus-visible { outline: none; }
       const body = { question, history, top_k: this.topK };
       if (this.collection) body.collection = this.collection;
       try {
-        const data = await this._fetchJSON("/v1/ask", { method: "POST", body, signal: this._abort.signal });
+        const data = this.config.generation
+          ? await this._askStreaming(body, this._abort.signal, thinking)
+          : await this._fetchJSON("/v1/ask", { method: "POST", body, signal: this._abort.signal });
         if (seq !== this._seq) return;
         const reply = { role: "assistant", data: this._compact(data) };
         reply.data.asked = { question, history }; // what feedback on this answer refers to
@@ -923,6 +937,7 @@ textarea:focus-visible { outline: none; }
         notice: typeof data.notice === "string" ? data.notice : null,
         collection: String(data.collection || this.collection || ""),
         generation: typeof data.generation === "string" ? data.generation : null,
+        generated: this._compactGenerated(data.generated),
         passages: passages.map((p) => ({
           rank: p.rank, passage_id: p.passage_id, score: p.score, text: String(p.text || ""),
           citation: p.citation || {}, highlights: Array.isArray(p.highlights) ? p.highlights : [],
@@ -933,6 +948,8 @@ textarea:focus-visible { outline: none; }
     _spoken(data) {
       const count = data.passages.length;
       const sources = count ? ` ${count} source${count === 1 ? "" : "s"} listed below.` : "";
+      const written = this._writtenText(data);
+      if (written) return `Answer: ${written}${sources}`;
       if (data.answer) return `Answer: ${data.answer.text}${sources}`;
       return `${this._notice(data)}${sources}`;
     }
@@ -1109,7 +1126,10 @@ textarea:focus-visible { outline: none; }
       const cardNodes = [];
       const answerIndex = answer ? passages.findIndex((p) => p.passage_id === answer.passage_id) : -1;
 
-      if (answer) {
+      const generated = data.generated && typeof data.generated === "object" ? data.generated : null;
+      if (generated && generated.status === "written") {
+        bubble.append(this._renderWritten(generated, passages, cardNodes, li));
+      } else if (answer) {
         const p = el("p", "answer-text");
         p.append(el("span", "sr-only", "Answer: "), document.createTextNode(String(answer.text || "")));
         if (answerIndex >= 0) {
@@ -1123,6 +1143,7 @@ textarea:focus-visible { outline: none; }
           p.append(cites);
         }
         bubble.append(p);
+        if (generated && generated.notice) bubble.append(el("p", "gen-notice", generated.notice));
       } else {
         bubble.classList.add("notice");
         bubble.append(icon("info"), el("p", "", this._notice(data)));
@@ -1257,6 +1278,154 @@ textarea:focus-visible { outline: none; }
       });
       open.addEventListener("click", () => this._openDocument(passage, isAnswer ? answer : null, open));
       return card;
+    }
+
+    // ---------------------------------------------------------------- generated answers (streamed)
+    // When the service has a model (config.generation), /v1/ask is asked with stream: true: the
+    // extractive reply arrives at once, the model's text as it is written, then the check, which
+    // may strike sentences out. Without a model the plain JSON path above is used, as before.
+
+    /** POST /v1/ask as Server-Sent Events, showing the text in ``thinking`` as it arrives;
+     *  resolves to the reply with its checked ``generated`` answer. */
+    async _askStreaming(body, signal, thinking) {
+      const controller = new AbortController();
+      const timer = setTimeout(() => controller.abort("timeout"), REQUEST_TIMEOUT_MS);
+      const onAbort = () => controller.abort("cancel");
+      if (signal) signal.addEventListener("abort", onAbort, { once: true });
+      try {
+        const response = await fetch(this.endpoint + "/v1/ask", {
+          method: "POST", mode: "cors", credentials: "omit", signal: controller.signal,
+          headers: { Accept: "text/event-stream", "Content-Type": "application/json" },
+          body: JSON.stringify({ ...body, stream: true }),
+        });
+        if (!response.ok) {
+          let data = null;
+          try {
+            data = await response.json();
+          } catch (_) {
+            data = null;
+          }
+          const message = data && data.error && typeof data.error.message === "string" ? data.error.message : "";
+          const retry = parseInt(response.headers.get("Retry-After") || "", 10);
+          throw new ChatError("http", { status: response.status, message, retryAfter: Number.isFinite(retry) ? retry : null });
+        }
+        let reply = null;
+        let final = null;
+        const show = this._streamInto(thinking);
+        for await (const [event, data] of this._readEvents(response.body)) {
+          if (event === "reply") reply = data;
+          else if (event === "delta") show(String((data && data.text) || ""));
+          else if (event === "final") final = data;
+        }
+        if (!reply || typeof reply !== "object" || !final) throw new ChatError("invalid");
+        return { ...reply, generated: final.generated || null };
+      } catch (error) {
+        if (error instanceof ChatError) throw error;
+        if (controller.signal.aborted) {
+          throw new ChatError(controller.signal.reason === "cancel" ? "cancelled" : "timeout");
+        }
+        throw new ChatError("network", { message: String(error && error.message) });
+      } finally {
+        clearTimeout(timer);
+        if (signal) signal.removeEventListener("abort", onAbort);
+      }
+    }
+
+    /** The [event, data] pairs of a Server-Sent Events body (data parsed as JSON). */
+    async *_readEvents(stream) {
+      const reader = stream.getReader();
+      const decoder = new TextDecoder();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        buffer += decoder.decode(value || new Uint8Array(), { stream: !done });
+        const blocks = buffer.split(/\r?\n\r?\n/);
+        buffer = done ? "" : blocks.pop();
+        for (const block of blocks) {
+          let event = "message";
+          const data = [];
+          for (const line of block.split(/\r?\n/)) {
+            if (line.startsWith("event:")) event = line.slice(6).trim();
+            else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+          }
+          if (!data.length) continue; // a comment (keep-alive ping)
+          let parsed = null;
+          try {
+            parsed = JSON.parse(data.join("\n"));
+          } catch (_) {
+            throw new ChatError("invalid");
+          }
+          yield [event, parsed];
+        }
+        if (done) return;
+      }
+    }
+
+    /** A function that appends streamed text to the "thinking" message, turning it into the answer being written. */
+    _streamInto(li) {
+      let text = null;
+      return (piece) => {
+        if (!piece) return;
+        if (!text) {
+          li.className = "msg bot streaming";
+          const bubble = li.querySelector(".bubble");
+          text = document.createTextNode("");
+          const caret = el("span", "caret");
+          caret.setAttribute("aria-hidden", "true");
+          bubble.replaceChildren(el("span", "sr-only", "Writing the answer: "), text, caret);
+        }
+        text.data += piece;
+        this._scrollToEnd();
+      };
+    }
+
+    /** A written answer: kept sentences with their citation buttons, dropped ones struck out. */
+    _renderWritten(generated, passages, cardNodes, li) {
+      const p = el("p", "answer-text");
+      p.append(el("span", "sr-only", "Answer: "));
+      (generated.sentences || []).forEach((s, i) => {
+        if (i) p.append(document.createTextNode(" "));
+        if (!s.kept) {
+          const struck = el("s", "retracted");
+          struck.title = "Retracted: the passages it cites don't support it";
+          struck.append(el("span", "sr-only", "Retracted sentence: "), document.createTextNode(stripMarkers(s.raw)));
+          p.append(struck);
+          return;
+        }
+        p.append(document.createTextNode(stripMarkers(s.text)));
+        const cites = el("span", "cites");
+        for (const n of s.citations || []) {
+          const c = (passages[n - 1] || {}).citation || {};
+          const marker = el("button", "cite", String(n));
+          marker.type = "button";
+          marker.setAttribute("aria-label", `Source ${n}: ${c.title || "passage"}, paragraph ${c.paragraph}`);
+          marker.addEventListener("click", () => this._revealCard(cardNodes[n - 1], li));
+          cites.append(marker);
+        }
+        p.append(cites);
+      });
+      const out = document.createDocumentFragment();
+      out.append(p);
+      if (generated.notice) out.append(el("p", "gen-notice", generated.notice));
+      return out;
+    }
+
+    /** The text of a written answer without its markers ("" when the model's answer isn't used). */
+    _writtenText(data) {
+      const g = data && data.generated;
+      return g && g.status === "written" && g.text ? stripMarkers(String(g.text)) : "";
+    }
+
+    _compactGenerated(g) {
+      if (!g || typeof g !== "object") return null;
+      return {
+        status: String(g.status || ""), text: typeof g.text === "string" ? g.text : null,
+        notice: typeof g.notice === "string" ? g.notice : null, dropped: Number(g.dropped) || 0,
+        sentences: (Array.isArray(g.sentences) ? g.sentences : []).map((s) => ({
+          text: String(s.text || ""), raw: String(s.raw || ""), kept: s.kept === true,
+          citations: (Array.isArray(s.citations) ? s.citations : []).map(Number).filter(Number.isInteger),
+        })),
+      };
     }
 
     // ---------------------------------------------------------------- document viewer

@@ -16,7 +16,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from qa import __version__
 from qa.config import Settings
 from qa.errors import BadRequest, InvalidInput, QAError, StoreError
-from qa.http.errors import error_response, response_of
+from qa.generation import Writer
+from qa.http.errors import Shape, error_response, response_of
 from qa.http.limits import InFlight
 from qa.http.metrics import Metrics
 from qa.http.middleware import GateMiddleware, ObservabilityMiddleware
@@ -44,6 +45,7 @@ def create_app(settings: Settings, service: QAService | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.inflight = InFlight(settings.max_inflight)
+    app.state.writer = Writer.from_settings(app.state.service, settings)
     web = Path(settings.web_dir)
     if web.is_dir():
         app.mount("/assets", StaticFiles(directory=web), name="assets")
@@ -82,14 +84,21 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
 
 
+def _shape(request: Request) -> Shape:
+    """The error shape of the route a request is for (OpenAI's on the compatible routes)."""
+    policy = request.scope.get("qa.policy")
+    return policy.errors if policy is not None else "qa"
+
+
 async def _qa_error(request: Request, exc: QAError) -> JSONResponse:
     """Every error of the library and the routes: its own status, code, message and headers."""
     if not isinstance(exc, StoreError):
-        return response_of(exc)
+        return response_of(exc, shape=_shape(request))
     log.error("store error: %s", exc)  # the details (and server paths) stay in the log
     name = request.scope.get("state", {}).get("collection")
     which = f"collection {name!r}" if name else "the index"
-    return response_of(exc, f"{which} is unavailable right now; the server log has the details")
+    message = f"{which} is unavailable right now; the server log has the details"
+    return response_of(exc, message, shape=_shape(request))
 
 
 async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -98,26 +107,29 @@ async def _invalid(request: Request, exc: RequestValidationError) -> JSONRespons
     broken = next((e for e in errors if e.get("type") == "json_invalid"), None)
     if broken is not None:
         reason = broken.get("ctx", {}).get("error", "parse error")
-        return response_of(
-            BadRequest(f"request body is not valid JSON: {reason}", code="malformed_json")
-        )
+        error = BadRequest(f"request body is not valid JSON: {reason}", code="malformed_json")
+        return response_of(error, shape=_shape(request))
     parts = []
     for error in errors[:5]:
         where = (str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path"))
         location = ".".join(where)
         message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
         parts.append(f"{location or 'body'}: {message}")
-    return response_of(InvalidInput("; ".join(parts)))
+    first = ".".join(str(p) for p in errors[0].get("loc", ())[1:2]) if errors else ""
+    return response_of(InvalidInput("; ".join(parts), param=first or None), shape=_shape(request))
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     """The router's own errors: no such route (404), or not with that method (405)."""
+    shape = _shape(request)
     if exc.status_code == 404:
-        return error_response(404, "not_found", f"no such route: {request.url.path}")
+        message = f"no such route: {request.url.path}"
+        return error_response(404, "not_found", message, shape=shape)
     code = "method_not_allowed" if exc.status_code == 405 else "http_error"
-    return error_response(exc.status_code, code, str(exc.detail), exc.headers)
+    return error_response(exc.status_code, code, str(exc.detail), exc.headers, shape=shape)
 
 
 async def _crash(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s", request.url.path)
-    return error_response(500, "internal_error", "internal error; the server log has the details")
+    message = "internal error; the server log has the details"
+    return error_response(500, "internal_error", message, shape=_shape(request))

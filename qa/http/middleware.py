@@ -131,7 +131,7 @@ class GateMiddleware:
         scope["qa.policy"] = policy
         refusal = self._refusal(scope, policy)
         if refusal is not None:
-            await send_error(send, refusal)
+            await send_error(send, refusal, policy.errors)
             return
         if policy.body == "none" or scope.get("method") not in {"POST", "PUT", "PATCH"}:
             await self.app(scope, receive, send)  # the body (if any) is never read
@@ -139,7 +139,7 @@ class GateMiddleware:
         try:
             body = await self._read_body(receive, self.limits[policy.body])
         except QAError as error:
-            await send_error(send, error)
+            await send_error(send, error, policy.errors)
             return
         if body is None:
             return

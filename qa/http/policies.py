@@ -12,6 +12,7 @@ from starlette.types import Scope
 
 Auth = Literal["none", "write", "admin"]
 Body = Literal["none", "json", "upload"]
+Errors = Literal["qa", "openai"]
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class Policy:
     cost: float = 1.0  # tokens taken from the client's bucket (a question costs 1)
     auth: Auth = "none"
     body: Body = "none"
+    errors: Errors = "qa"  # the shape of its errors: ours, or OpenAI's on the compatible routes
 
 
 UNMATCHED = Policy("unmatched", cost=0.2)
@@ -30,6 +32,12 @@ STATIC = Policy("static", cost=0.05)  # the page, the widget, the docs: cheap, b
 # and the body it may send. Routes not listed cost 0.2 and take no body.
 POLICIES: dict[tuple[str, str], Policy] = {
     ("POST", "/v1/ask"): Policy("/v1/ask", cost=1.0, body="json"),
+    # the OpenAI-compatible routes: the same limits as /v1/ask and the collection listing
+    ("POST", "/v1/chat/completions"): Policy(
+        "/v1/chat/completions", cost=1.0, body="json", errors="openai"
+    ),
+    ("GET", "/v1/models"): Policy("/v1/models", cost=0.2, errors="openai"),
+    ("GET", "/v1/models/{model}"): Policy("/v1/models/{model}", cost=0.2, errors="openai"),
     ("GET", "/v1/search"): Policy("/v1/search", cost=1.0),
     ("GET", "/v1/documents/{document_id:path}"): Policy(
         "/v1/documents/{document_id:path}", cost=1.0
@@ -51,6 +59,7 @@ POLICIES: dict[tuple[str, str], Policy] = {
     ("GET", "/metrics"): Policy("/metrics", cost=0.2, auth="admin"),
     ("GET", "/healthz"): Policy("/healthz", cost=0.0),
 }
+OPENAI_PATHS = frozenset(path for (_, path), p in POLICIES.items() if p.errors == "openai")
 STATIC_PATHS = frozenset(
     {"/", "/widget.js", "/admin", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/assets"}
 )
@@ -68,5 +77,7 @@ def policy_of(routes: Sequence[BaseRoute], scope: Scope) -> Policy:
             return STATIC
         if match == Match.FULL:
             return POLICIES.get((method, path), Policy(path, cost=0.2))
-        return Policy(path, cost=0.2)  # the path exists, the method doesn't: a 405, body unread
+        errors: Errors = "openai" if path in OPENAI_PATHS else "qa"
+        # the path exists, the method doesn't: a 405, body unread
+        return Policy(path, cost=0.2, errors=errors)
     return UNMATCHED

@@ -45,6 +45,11 @@ class AskRequest(BaseModel):
     collection: str | None = Field(
         default=None, description="collection name (default: the served one)"
     )
+    stream: bool = Field(
+        default=False,
+        description="Server-Sent Events: `reply` (the extractive answer, at once), `delta` "
+        "(the model's text as it arrives, when QA_LLM_URL is set), then `final` (the check)",
+    )
 
     @field_validator("question")
     @classmethod
@@ -92,6 +97,51 @@ class AnswerModel(BaseModel):
     score: float
 
 
+class CitedSourceModel(BaseModel):
+    """A numbered source: ``document.text[char_start:char_end] == quote``."""
+
+    index: int = Field(description="the n of the `[n]` markers that cite it")
+    passage_id: int
+    document_id: str
+    title: str
+    source: str
+    paragraph: int
+    char_start: int
+    char_end: int
+    quote: str
+    page: int | None = None
+
+
+class CheckedSentenceModel(BaseModel):
+    text: str = Field(description="the sentence with its valid citation markers")
+    raw: str = Field(description="the sentence as the model wrote (and streamed) it")
+    citations: list[int]
+    kept: bool
+    support: float
+    reason: str | None = Field(
+        default=None,
+        description="why it was dropped: no_citation, unsupported, number_not_in_sources",
+    )
+
+
+class GeneratedModel(BaseModel):
+    """The model-written answer after the check (QA_LLM_URL set)."""
+
+    status: str = Field(
+        description="written; abstained (the documents don't answer: the model was not asked); "
+        "fallback (the model failed, timed out or wrote nothing supported: use `answer`)"
+    )
+    model: str
+    text: str | None = Field(description="the kept sentences with `[n]` markers (written only)")
+    notice: str | None = Field(
+        description="dropped sentences, removed citations, or why it fell back"
+    )
+    sentences: list[CheckedSentenceModel]
+    dropped: int
+    removed_citations: int
+    citations: list[CitedSourceModel]
+
+
 class AskResponse(BaseModel):
     query: str = Field(description="the text that was actually searched")
     answer: AnswerModel | None = Field(
@@ -102,6 +152,9 @@ class AskResponse(BaseModel):
     collection: str
     generation: str
     timings_ms: dict[str, float]
+    generated: GeneratedModel | None = Field(
+        default=None, description="the model-written answer; null when no model is configured"
+    )
 
 
 class SearchResponse(BaseModel):
@@ -216,6 +269,9 @@ class ClientConfig(BaseModel):
     max_history_turns: int = MAX_HISTORY_TURNS
     feedback: bool = Field(default=True, description="whether readers may rate answers")
     feedback_max_comment_chars: int = 1000
+    generation: bool = Field(
+        default=False, description="answers are written by a model and can be streamed"
+    )
 
 
 class ErrorDetail(BaseModel):

@@ -49,14 +49,20 @@ BUDGET = {
     "DELETE /v1/collections/{name}/documents/{document_id}": 40,
     "POST /v1/collections/{name}/reindex": 20,
     "POST /v1/feedback": 60,
+    "POST /v1/chat/completions": 60,
+    "GET /v1/models/{model}": 20,
+    "GET /v1/models": 5,
 }
+# the OpenAI-compatible routes answer errors in OpenAI's shape
+OPENAI = {"POST /v1/chat/completions", "GET /v1/models/{model}", "GET /v1/models"}
 DEFAULT_BUDGET = 20  # an operation added since this list was written
 
 
 def is_write(label: str) -> bool:
     method, path = label.split(" ", 1)
     # a question and a reader's verdict are public posts; every other write needs the key
-    return method in {"POST", "PUT", "PATCH", "DELETE"} and path not in {"/v1/ask", "/v1/feedback"}
+    public = {"/v1/ask", "/v1/chat/completions", "/v1/feedback"}
+    return method in {"POST", "PUT", "PATCH", "DELETE"} and path not in public
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +84,17 @@ def content_type(response: Any) -> str:
     return ""
 
 
+def _openai_error(status: int, body: Any) -> str | None:
+    """What is wrong with an error in OpenAI's shape, or None."""
+    error = body.get("error") if isinstance(body, dict) else None
+    keys = {"message", "type", "param", "code"}
+    if set(body) != {"error"} or not isinstance(error, dict) or set(error) != keys:
+        return f"{status} error is not OpenAI's {{'error': {sorted(keys)}}}: {body!r:.300}"
+    if not (error["message"] and error["type"] and isinstance(error["code"], str)):
+        return f"{status} error has an empty message, type or code: {body!r:.300}"
+    return None
+
+
 def check_response(response: Any, case: Any) -> str | None:
     """What is wrong with a response, or None."""
     status = response.status_code
@@ -91,6 +108,8 @@ def check_response(response: Any, case: Any) -> str | None:
         except ValueError:
             return f"{status} error body is not JSON: {response.content[:200]!r}"
         error = body.get("error") if isinstance(body, dict) else None
+        if case is not None and case.operation.label in OPENAI:
+            return _openai_error(status, body)
         if (
             set(body) != {"error"}
             or not isinstance(error, dict)
@@ -207,6 +226,17 @@ RAW_BODIES = [
 ]
 
 
+RAW_CHAT_BODIES = [
+    b'{"model": "default", "messages": [{"role": "user", "content": [{"type": "text"}]}]}',
+    b'{"model": "default", "messages": [{"role": "assistant", "content": "hi"}]}',
+    b'{"model": "default", "messages": [{"role": "wizard", "content": "hi"}]}',
+    b'{"model": "../../etc", "messages": [{"role": "user", "content": "hi"}]}',
+    b'{"model": "default", "n": 3, "messages": [{"role": "user", "content": "hi"}]}',
+    b'{"model": "default", "messages": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+    b'{"model": "default", "messages": [' + b'{"role": "user", "content": "a"},' * 3000 + b"{}]}",
+]
+
+
 def test_raw_hostile_bodies(fuzz_app: Any) -> None:
     client = TestClient(fuzz_app, raise_server_exceptions=False)
     auth = {"Authorization": f"Bearer {KEY}"}
@@ -221,6 +251,13 @@ def test_raw_hostile_bodies(fuzz_app: Any) -> None:
                 response.text,
             )
             assert response.status_code < 500, (path, body[:60], response.text)
+    for body in [*RAW_BODIES, *RAW_CHAT_BODIES]:
+        response = client.post(
+            "/v1/chat/completions", content=body, headers={"content-type": "application/json"}
+        )
+        assert response.status_code < 500, (body[:60], response.text)
+        if response.status_code >= 400:
+            assert _openai_error(response.status_code, response.json()) is None, response.text
     uploads = [
         ("../../escape.txt", b"Title\n\nbody text that is long enough"),
         ("/etc/passwd.txt", b"Title\n\nbody text"),

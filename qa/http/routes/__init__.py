@@ -5,6 +5,7 @@ from __future__ import annotations
 from qa.http.routes import (
     collections,
     feedback,
+    openai,
     operations,
     pages,
     questions,
@@ -15,6 +16,7 @@ from qa.http.routes import (
 
 ROUTERS = [
     questions.router,
+    openai.router,
     collections.router,
     sources.router,
     feedback.router,

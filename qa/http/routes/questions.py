@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from qa.errors import InvalidInput
+from qa.generation import Generated, Writer
 from qa.http.deps import ServiceDep, in_time, load, require_json
+from qa.http.routes.openai import WriterDep
 from qa.http.schemas import ERRORS, AskRequest, AskResponse, SearchResponse
 from qa.search import Reply
 from qa.service import QAService
@@ -35,20 +40,55 @@ def payload(request: Request, reply: Reply, collection: str) -> dict[str, object
 
 
 @router.post(
-    "/v1/ask", response_model=AskResponse, responses=ERRORS, dependencies=[Depends(require_json)]
+    "/v1/ask",
+    response_model=AskResponse,
+    responses={**ERRORS, 200: {"content": {"text/event-stream": {}}, "description": "stream"}},
+    dependencies=[Depends(require_json)],
 )
-async def ask(request: Request, body: AskRequest, service: ServiceDep) -> dict[str, object]:
-    """Answer a question (or a follow-up, with ``history``): passages with citations and the answering sentence."""
-    return await in_time(request, partial(answer, request, service, body))
+async def ask(request: Request, body: AskRequest, service: ServiceDep, writer: WriterDep) -> Any:
+    """Answer a question (or a follow-up, with ``history``): passages with citations and the
+    answering sentence; with a model configured (QA_LLM_URL), also the checked answer it wrote."""
+    reply, collection = await in_time(request, partial(extract, request, service, body))
+    out = answer_payload(request, reply, collection)
+    if body.stream:
+        events = _ask_events(writer, body, reply, collection, out)
+        return EventSourceResponse(events, ping=15)
+    if writer is None:
+        return out
+    generated = await writer.write(body.question, body.history, reply, collection)
+    return {**out, "generated": generated.to_dict()}
 
 
-def answer(request: Request, service: QAService, body: AskRequest) -> dict[str, object]:
+def extract(request: Request, service: QAService, body: AskRequest) -> tuple[Reply, str]:
+    """The extractive reply and the collection it is from."""
     collection = load(request, body.collection)
     history = body.history
     reply = service.ask(body.question, collection=collection, top_k=body.top_k, history=history)
     service.feedback.record_unanswered(reply, body.question, history, collection)
+    return reply, collection
+
+
+def answer_payload(request: Request, reply: Reply, collection: str) -> dict[str, object]:
+    """The extractive reply as ``/v1/ask`` sends it, with a notice when there is no answer."""
     notice = NOT_FOUND_NOTICE if reply.passages else NOTHING_NOTICE
     return {**payload(request, reply, collection), "notice": None if reply.answer else notice}
+
+
+async def _ask_events(
+    writer: Writer | None, body: AskRequest, reply: Reply, collection: str, out: dict[str, object]
+) -> AsyncIterator[ServerSentEvent]:
+    """``reply`` (the extractive answer, at once), ``delta`` (the model's text as it comes),
+    ``final`` (the checked answer, or ``null`` without a model)."""
+    yield ServerSentEvent(json.dumps(out), event="reply")
+    final: Generated | None = None
+    if writer is not None:
+        async for item in writer.stream(body.question, body.history, reply, collection):
+            if isinstance(item, str):
+                yield ServerSentEvent(json.dumps({"text": item}), event="delta")
+            else:
+                final = item
+    payload = {"generated": final.to_dict() if final else None}
+    yield ServerSentEvent(json.dumps(payload), event="final")
 
 
 @router.get("/v1/search", response_model=SearchResponse, responses=ERRORS)

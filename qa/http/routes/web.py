@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
 
 from qa.http.deps import ServiceDep, SettingsDep, valid_name
@@ -17,17 +17,20 @@ NO_CACHE = {"Cache-Control": "no-cache"}
 
 @router.get("/v1/config", response_model=ClientConfig, responses=ERRORS)
 def client_config(
-    service: ServiceDep, settings: SettingsDep, collection: str | None = None
+    request: Request, service: ServiceDep, settings: SettingsDep, collection: str | None = None
 ) -> ClientConfig:
-    """Title and starter questions for the chat page and widget (of one collection)."""
+    """Title and starter questions for the chat page and widget (of one collection), and
+    whether a model writes the answers (then the clients stream them)."""
     name = valid_name(collection) if collection else settings.collection
     starters = service.starter_questions(name)
+    generation = request.app.state.writer is not None
     return ClientConfig(
         title=settings.title,
         collection=name,
         starter_questions=starters,
         feedback=settings.feedback,
         feedback_max_comment_chars=settings.feedback_max_comment_chars,
+        generation=generation,
     )
 
 
