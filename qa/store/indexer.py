@@ -1,19 +1,21 @@
-"""The offline pipeline: documents -> passages -> vectors -> a new store generation.
+"""The offline pipeline: documents -> passages -> vectors -> new segments -> a new generation.
 
-Updates are incremental: documents whose content hash is unchanged keep their passages,
-passage ids and vectors; only new and changed documents are split and embedded (and even
-then a passage whose embedded text was seen before reuses its vector). Every update is
-written as a new generation and switched in atomically.
+Updates are incremental: documents whose content hash is unchanged stay in their segments
+with their passage ids and vectors; only new and changed documents are split, embedded and
+written to a new segment (and even then a passage whose embedded text was seen before
+reuses its vector); replaced and removed documents are hidden by the generation's deletion
+list. Every update is committed as a new generation and switched in atomically.
 
-One run: plan the change (:mod:`qa.store.changes`) -> split new documents -> vectors reused
-or embedded -> assemble rows (:mod:`qa.store.pipeline`) -> write (:mod:`qa.store.writer`).
+One run: documents stream in (:mod:`qa.store.changes` judges each) -> split, embed and write
+in batches (:mod:`qa.store.build`) -> commit (:mod:`qa.store.writer`) -> merge by policy
+(:mod:`qa.store.merge`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,27 +25,29 @@ from qa.errors import CollectionNotFound, NothingToIndex, StoreError
 from qa.ingest.discovery import discover
 from qa.ingest.documents import Document, Skip
 from qa.ingest.parsing import ParserPool
-from qa.store.changes import Plan, Update, plan_update
+from qa.store.build import SegmentBuild
+from qa.store.changes import Plan, Update, as_document
 from qa.store.collection import Collection
+from qa.store.dense import DenseParams
 from qa.store.layout import (
     UPLOADS,
-    clean_leftovers,
     current_generation,
     remove_uncommitted,
     upload_roots,
     writer_lock,
 )
-from qa.store.manifest import BuildInfo, ModelInfo, PassageSettings, SourceOptions, read_manifest
-from qa.store.pipeline import (
-    NewPassage,
-    PassageVectors,
-    assemble,
-    passage_vectors,
-    split_documents,
+from qa.store.manifest import (
+    BuildInfo,
+    ModelInfo,
+    PassageSettings,
+    SegmentRef,
+    SourceOptions,
+    read_manifest,
 )
-from qa.store.progress import progress
-from qa.store.sql import DocumentRow
-from qa.store.writer import Commit, GenerationData, Hook, write_generation
+from qa.store.merge import hide
+from qa.store.progress import bar, progress
+from qa.store.segment import SegmentInfo
+from qa.store.writer import Commit, Hook, clean_up, commit_generation, segment_ref
 
 log = logging.getLogger("qa.store.indexer")
 
@@ -114,6 +118,12 @@ class Indexer:
         """Where documents added through the write API are kept as files."""
         return self.settings.collection_dir(collection) / UPLOADS
 
+    def dense_params(self) -> DenseParams:
+        """How new segments' dense indexes are chosen (``QA_DENSE_INDEX``)."""
+        return DenseParams(
+            choice=self.settings.dense_index, flat_below=self.settings.dense_flat_below
+        )
+
     def index_paths(
         self,
         collection: str,
@@ -128,9 +138,9 @@ class Indexer:
         started = time.perf_counter()
         roots = [Path(p).expanduser().resolve() for p in paths]
         uploads = [u for u in upload_roots(self.uploads_dir(collection)) if u not in roots]
-        documents, skipped = self._read(roots + uploads, follow_links, progress)
+        skipped: list[Skip] = []
         update = Update(
-            documents,
+            self._read(roots + uploads, follow_links, progress, skipped),
             remove_missing=True,
             full=full,
             progress=progress,
@@ -176,11 +186,10 @@ class Indexer:
         return self._run(collection, update)
 
     def _read(
-        self, paths: list[Path], follow_links: bool, show: bool
-    ) -> tuple[list[Document], list[Skip]]:
-        """The documents under ``paths``, and the files skipped (each logged as it happens)."""
-        documents: list[Document] = []
-        skipped: list[Skip] = []
+        self, paths: list[Path], follow_links: bool, show: bool, skipped: list[Skip]
+    ) -> Iterator[Document]:
+        """The documents under ``paths``, as they are parsed; the files skipped go to
+        ``skipped`` (each logged as it happens)."""
         max_bytes = int(self.settings.max_file_mb * 2**20)
         # each file within its time and memory budget
         with ParserPool.from_settings(self.settings) as parser:
@@ -190,21 +199,15 @@ class Indexer:
                     log.warning("%s", item)
                     skipped.append(item)
                 else:
-                    documents.append(item)
-        return documents, skipped
+                    yield item
 
     def _open_previous(self, directory: Path, full: bool, report: IndexReport) -> Collection | None:
         """The live generation to build on (``None``, and a full rebuild, when there is none)."""
         if full:
             report.full_rebuild = True
             return None
-        try:
-            previous = Collection.load(directory)
-        except CollectionNotFound:
-            report.full_rebuild = True
-            return None
-        except StoreError as exc:
-            log.warning("rebuilding from scratch: %s", exc)
+        previous = self._try_load(directory)
+        if previous is None:
             report.full_rebuild = True
             return None
         same_model = previous.manifest.model.fingerprint == self.embedder.identity.fingerprint
@@ -216,13 +219,23 @@ class Indexer:
             report.full_rebuild = True
         return previous
 
+    def _try_load(self, directory: Path) -> Collection | None:
+        """The live generation, or ``None`` (a damaged one is rebuilt from scratch)."""
+        try:
+            return Collection.load(directory, locked=True)
+        except CollectionNotFound:
+            return None
+        except StoreError as exc:
+            log.warning("rebuilding from scratch: %s", exc)
+            return None
+
     def _run(self, collection: str, update: Update) -> IndexReport:
         """Apply ``update`` under the collection's writer lock."""
         directory = self.settings.collection_dir(collection)
         report = IndexReport(collection=collection)
         timer = time.perf_counter()
         with writer_lock(directory):
-            for leftover in clean_leftovers(directory):
+            for leftover in clean_up(directory):
                 log.info("removed leftover %s", leftover)
             previous = self._open_previous(directory, update.full, report)
             try:
@@ -243,44 +256,125 @@ class Indexer:
         report: IndexReport,
         timer: float,
     ) -> IndexReport:
-        """Plan, split, embed, assemble and write one update (the writer lock is held)."""
+        """Judge, split, embed and write one update, then commit it (the writer lock is held)."""
 
         def step(stage: str) -> None:
             log.debug("stage %s", stage)
             if update.hook:
                 update.hook(stage)
 
-        plan = plan_update(previous, update, report)
-        if previous is not None and not report.changed and not report.full_rebuild:
-            return self._up_to_date(collection, previous, update, report, timer)
-        if not plan.kept and not plan.to_split:
-            raise NothingToIndex(
-                f"nothing to index in collection {collection!r}: no documents left"
-            )
-        step("split")
-        documents, pieces = self._split(plan, update, report)
-        if not plan.kept and not pieces:  # every document came out empty (bm25s can't index none)
-            raise NothingToIndex(
-                f"nothing to index in collection {collection!r}: no document has any text left"
-            )
-        report.seconds["split"] = time.perf_counter() - timer
-        started = time.perf_counter()
-        vectors = passage_vectors(self.embedder, previous, pieces, update.progress, step)
-        report.embedded, report.reused_vectors = vectors.embedded, vectors.reused
-        report.seconds["embed"] = time.perf_counter() - started
-        started = time.perf_counter()
-        data = self._assemble(collection, previous, plan, documents, pieces, vectors, update)
-        report.seconds["assemble"] = time.perf_counter() - started
-        started = time.perf_counter()
         directory = self.settings.collection_dir(collection)
-        report.generation = write_generation(directory, data, step, update.before_switch)
+        reuse = previous is not None and not report.full_rebuild
+        plan = Plan(previous, reuse, previous.document_hashes() if previous is not None else {})
+        # ids only ever grow, also across --full rebuilds, so an old citation never names another passage
+        first_id = (
+            previous.manifest.next_passage_id if previous is not None else _live_next_id(directory)
+        )
+        meter = bar(update.progress, None, "Embedding", "passage")
+        build = SegmentBuild(
+            directory,
+            self.embedder,
+            previous,
+            self.split_settings(),
+            self.dense_params(),
+            first_id,
+            step,
+            self.settings.segment_passages,
+            advance=meter.update,
+        )
+        try:
+            self._stream(plan, update, build, report)
+            if previous is not None and not report.changed and not report.full_rebuild:
+                return self._up_to_date(collection, previous, update, report, timer)
+            report.seconds["split_embed"] = time.perf_counter() - timer
+            started = time.perf_counter()
+            segments = build.finish()
+            meter.close()
+            self._refuse_empty(collection, plan, build, update, report)
+            report.generation, report.passages = self._commit(
+                collection, plan, build, segments, update, step
+            )
+        except BaseException:
+            meter.close()
+            build.abort()
+            raise
         report.seconds["write"] = time.perf_counter() - started
-        report.documents = len(data.documents)
-        report.passages = len(data.passages)
+        report.embedded, report.reused_vectors = build.counts.embedded, build.counts.reused
         log.debug(
             "collection %r: generation %s live; %s", collection, report.generation, report.summary()
         )
         return report
+
+    def _stream(self, plan: Plan, update: Update, build: SegmentBuild, report: IndexReport) -> None:
+        """Judge each document as it arrives; new and changed ones go to ``build``."""
+        for document in update.documents:
+            verdict, moved = plan.judge(document)
+            if verdict == "unchanged":
+                report.unchanged += 1
+            elif verdict == "moved" and moved is not None:
+                report.unchanged += 1
+                report.relocated += 1
+                build.relocate(moved)
+            else:
+                report.added += verdict == "new"
+                report.updated += verdict == "changed"
+                build.add(document)
+        report.removed = len(plan.removed(update))
+        if report.full_rebuild and plan.previous is not None and not update.remove_missing:
+            # settings changed under a partial update: keep the other documents by re-splitting them
+            others = sorted(set(plan.old_hashes) - plan.hidden - plan.seen)
+            for row in plan.previous.iter_documents(others):
+                build.add(as_document(row))
+
+    def _refuse_empty(
+        self, collection: str, plan: Plan, build: SegmentBuild, update: Update, report: IndexReport
+    ) -> None:
+        """Documents with no text are skipped (a write of given documents is refused whole),
+        and a collection with no document left is not written."""
+        for document in build.counts.empty:
+            reason = "no text to index after removing page furniture"
+            report.skipped.append(Skip(document.source, reason))
+            report.added -= document.id not in plan.old_hashes
+            report.updated -= document.id in plan.old_hashes
+        if not update.remove_missing and build.counts.empty:
+            raise report.skipped[-1]
+        kept = len(plan.old_hashes) - len(plan.hidden) if plan.reuse else 0
+        report.documents = kept + build.counts.documents
+        if report.documents <= 0:
+            detail = "no document has any text left" if build.counts.empty else "no documents left"
+            raise NothingToIndex(f"nothing to index in collection {collection!r}: {detail}")
+
+    def _commit(
+        self,
+        collection: str,
+        plan: Plan,
+        build: SegmentBuild,
+        segments: list[SegmentInfo],
+        update: Update,
+        step: Hook,
+    ) -> tuple[str, int]:
+        """Commit the new generation: the previous segments (their replaced and removed
+        documents hidden) and the new ones; its name and live passages."""
+        directory = self.settings.collection_dir(collection)
+        refs: list[SegmentRef] = []
+        deletions: dict[str, list[str]] = {}
+        kept = 0
+        if plan.reuse and plan.previous is not None:
+            refs, deletions = hide(plan.previous, plan.hidden)
+            kept = len(plan.old_hashes) - len(plan.hidden)
+        refs += [segment_ref(directory, info) for info in segments]
+        info = self._build_info(collection, plan.previous, update, build.next_id)
+        name = commit_generation(
+            directory,
+            info,
+            refs,
+            deletions,
+            documents=kept + build.counts.documents,
+            dense_index=self.settings.dense_index,
+            hook=step,
+            before_switch=update.before_switch,
+        )
+        return name, sum(r.live for r in refs)
 
     def _up_to_date(
         self,
@@ -299,43 +393,6 @@ class Indexer:
         if update.before_switch is not None:
             update.before_switch()
         return report
-
-    def _split(
-        self, plan: Plan, update: Update, report: IndexReport
-    ) -> tuple[list[DocumentRow], list[NewPassage]]:
-        """The rows and passages of the new and changed documents."""
-        show = update.progress and len(plan.to_split) > 200
-        documents = progress(plan.to_split, show, "Splitting", "doc")
-        rows, pieces, empty = split_documents(documents, self.embedder, self.split_settings())
-        for document in empty:
-            reason = "no text to index after removing page furniture"
-            report.skipped.append(Skip(document.source, reason))
-            report.added -= document.id not in plan.old_hashes
-            report.updated -= document.id in plan.old_hashes
-        if not update.remove_missing and report.skipped:
-            raise report.skipped[
-                -1
-            ]  # a write of given documents is refused whole when one has no text
-        return rows, pieces
-
-    def _assemble(
-        self,
-        collection: str,
-        previous: Collection | None,
-        plan: Plan,
-        documents: list[DocumentRow],
-        pieces: list[NewPassage],
-        vectors: PassageVectors,
-        update: Update,
-    ) -> GenerationData:
-        """The new generation: the kept documents' rows first, then the new ones."""
-        # ids only ever grow, also across --full rebuilds, so an old citation never names another passage
-        if previous is not None:
-            first_id = previous.manifest.next_passage_id
-        else:
-            first_id = _live_next_id(self.settings.collection_dir(collection))
-        build = self._build_info(collection, previous, update, first_id + len(pieces))
-        return assemble(previous, plan, documents, pieces, vectors, first_id, build)
 
     def _build_info(
         self, collection: str, previous: Collection | None, update: Update, next_id: int

@@ -281,7 +281,8 @@ def check_loads_and_answers(lab: Lab, embedder: Embedder, kill: Kill) -> State:
     state.generation = collection.generation
     sqlite_ids = {p.id for p in collection.passages_of(documents)}
     faiss_ids, _ = collection.all_vectors()
-    assert sqlite_ids == set(faiss_ids.tolist()) == set(collection.lexical.ids.tolist()), kill.label
+    bm25_ids = collection.lexical.ids[collection.lexical.live]
+    assert sqlite_ids == set(faiss_ids.tolist()) == set(bm25_ids.tolist()), kill.label
     service = QAService(lab.settings, embedder)
     for mode in ("hybrid", "dense", "bm25"):
         for probe in (lab.kept_probe, state.probe):
