@@ -47,6 +47,8 @@ from qa.store import (
     read_manifest,
 )
 from qa.store import uploads as uploads_store
+from qa.store.background import BackgroundMerger
+from qa.store.merge import MergePolicy, MergeReport, optimize
 
 log = logging.getLogger("qa.service")
 
@@ -87,6 +89,32 @@ class QAService:
         self._lock = threading.Lock()
         self._parser: ParserPool | None = None  # started on the first upload
         self._parser_lock = threading.Lock()
+        self.merger: BackgroundMerger | None = None  # qa serve starts it
+
+    # ------------------------------------------------------------------ segments
+    def merge_policy(self) -> MergePolicy:
+        """When segments are merged (QA_MERGE_FACTOR)."""
+        return MergePolicy(factor=self.settings.merge_factor)
+
+    def optimize(self, collection: str | None = None, everything: bool = False) -> MergeReport:
+        """Merge the collection's segments by the size-tiered policy (all into one with
+        ``everything``); readers keep answering from the live generation meanwhile."""
+        name = validate_collection_name(collection or self.settings.collection)
+        directory = self.settings.collection_dir(name)
+        if current_generation(directory) is None:
+            raise UnknownCollection(name, self.collection_names())
+        return optimize(directory, self.indexer.dense_params(), self.merge_policy(), everything)
+
+    def start_background_merges(self) -> None:
+        """Merge segments in a thread of their own after every write (``qa serve``)."""
+        if self.settings.background_merge and self.merger is None:
+            self.merger = BackgroundMerger(self.indexer.dense_params(), self.merge_policy())
+
+    def _written(self, report: IndexReport) -> IndexReport:
+        """After a write: ask the background merger to look at the collection."""
+        if self.merger is not None and report.changed:
+            self.merger.request(self.settings.collection_dir(report.collection))
+        return report
 
     # ------------------------------------------------------------------ collections
     def collection_names(self) -> list[str]:
@@ -193,12 +221,14 @@ class QAService:
         progress: bool = False,
         follow_links: bool = False,
     ) -> IndexReport:
-        return self.indexer.index_paths(
-            collection or self.settings.collection,
-            list(paths),
-            full,
-            progress,
-            follow_links=follow_links,
+        return self._written(
+            self.indexer.index_paths(
+                collection or self.settings.collection,
+                list(paths),
+                full,
+                progress,
+                follow_links=follow_links,
+            )
         )
 
     def starter_questions(self, collection: str | None = None) -> list[str]:
@@ -260,10 +290,12 @@ class QAService:
             document = self.upload_parser().parse_bytes(target, document_id, data)
         document.source = f"{UPLOADS}/{document_id}"
         with _unreadable():
-            return self.indexer.upsert(
-                collection,
-                [document],
-                before_switch=lambda: uploads_store.save(uploads, target, data, document_id),
+            return self._written(
+                self.indexer.upsert(
+                    collection,
+                    [document],
+                    before_switch=lambda: uploads_store.save(uploads, target, data, document_id),
+                )
             )
 
     def add_text(
@@ -278,10 +310,12 @@ class QAService:
             documents = read_jsonl_bytes(Path(document_id), line)
             if not documents:
                 raise UnreadableDocument(f"{document_id}: empty document (no title and no text)")
-            return self.indexer.upsert(
-                collection,
-                documents,
-                before_switch=lambda: uploads_store.save(uploads, target, line, document_id),
+            return self._written(
+                self.indexer.upsert(
+                    collection,
+                    documents,
+                    before_switch=lambda: uploads_store.save(uploads, target, line, document_id),
+                )
             )
 
     def delete_document(self, collection: str, document_id: str) -> IndexReport:
@@ -290,10 +324,12 @@ class QAService:
         if loaded.document(document_id) is None:
             raise UnknownDocument(f"no document {document_id!r} in collection {loaded.name!r}")
         uploads = self.indexer.uploads_dir(loaded.name)
-        return self.indexer.delete(
-            loaded.name,
-            [document_id],
-            before_switch=lambda: uploads_store.remove(uploads, document_id),
+        return self._written(
+            self.indexer.delete(
+                loaded.name,
+                [document_id],
+                before_switch=lambda: uploads_store.remove(uploads, document_id),
+            )
         )
 
     def delete_note(self, collection: str) -> str | None:
@@ -310,7 +346,9 @@ class QAService:
         loaded = self.collection(collection)
         sources = [Path(p) for p in loaded.manifest.sources]
         follow = loaded.manifest.source_options.follow_links
-        return self.indexer.index_paths(loaded.name, sources, full=full, follow_links=follow)
+        return self._written(
+            self.indexer.index_paths(loaded.name, sources, full=full, follow_links=follow)
+        )
 
     # ------------------------------------------------------------------ questions
     def retriever(self, collection: Collection, mode: Mode | None = None) -> Retriever:

@@ -16,6 +16,7 @@ from qa.cli.ask import ask
 from qa.cli.collections import collections
 from qa.cli.eval import eval_command
 from qa.cli.index import index
+from qa.cli.optimize import optimize
 from qa.cli.serve import serve
 from qa.errors import QAError
 
@@ -49,6 +50,7 @@ app.command()(ask)
 app.command()(serve)
 app.command()(collections)
 app.command("eval")(eval_command)
+app.command()(optimize)
 
 
 @app.callback()

@@ -33,6 +33,7 @@ def collections(
             f"{name:<20} {counts.documents:>7} documents {counts.passages:>8} passages  "
             f"{manifest.model.name}  built {manifest.created_at} ({manifest.generation})"
         )
+        typer.echo(f"{'':<20} dense index {manifest.dense_index}: {manifest.dense_summary()}")
         for source in manifest.sources:
             typer.echo(f"{'':<20} from {source}")
 
@@ -46,5 +47,7 @@ def _row(name: str, manifest: Manifest) -> dict[str, object]:
         "passages": manifest.counts.passages,
         "model": manifest.model.name,
         "created_at": manifest.created_at,
+        "dense_index": manifest.dense_index,
+        "segments": [s.model_dump() for s in manifest.segments],
         "sources": manifest.sources,
     }

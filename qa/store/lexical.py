@@ -1,7 +1,7 @@
 """BM25 over segments with collection-wide statistics.
 
 Each segment stores term frequencies, not scores (bm25s precomputes scores from one
-index's idf and average length, which can't be merged): a sorted vocabulary, postings
+index's idf and average length, which can't be merged): a vocabulary ordered by hash, postings
 (rows and term frequencies, grouped by term) and each passage's length in tokens. At
 query time the document frequency of each query term, the number of live passages and
 their average length are taken over the live rows of every segment, so a passage scores
@@ -12,9 +12,13 @@ collection used before segments.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import math
+import mmap
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -28,8 +32,10 @@ if TYPE_CHECKING:
     import Stemmer
 
 K1, B = 1.2, 0.75  # the usual BM25 defaults (Robertson & Zaragoza); not tuned per collection
-TERMS, OFFSETS = "terms.bin", "term_offsets.npy"  # sorted UTF-8 terms, and where each starts
+TERMS, OFFSETS = "terms.bin", "term_offsets.npy"  # UTF-8 terms, and where each starts
+HASHES = "term_hashes.npy"  # uint64 hash of each term, ascending: terms are found by hash
 INDPTR, ROWS, FREQS, LENGTHS = "indptr.npy", "rows.npy", "tf.npy", "lengths.npy"
+CACHED_POSTINGS = 4_000_000  # scored postings remembered per loaded generation (~48 MB)
 
 
 @lru_cache(maxsize=1)
@@ -112,15 +118,19 @@ class PostingsBuilder:
         self._freqs.append(freqs.astype(np.float32))
 
     def save(self, folder: Path) -> None:
-        """Write the sorted vocabulary and postings grouped by term (``.npy``, no pickle)."""
+        """Write the vocabulary (ordered by hash) and postings grouped by term (``.npy``, no pickle)."""
         folder.mkdir(parents=True, exist_ok=True)
-        words = sorted(self._vocabulary, key=lambda w: w.encode("utf-8"))
-        encoded = [w.encode("utf-8") for w in words]
+        encoded = sorted(
+            (w.encode("utf-8") for w in self._vocabulary), key=lambda w: (term_hash(w), w)
+        )
+        words = [w.decode("utf-8") for w in encoded]
         rank = np.empty(len(words), dtype=np.int64)  # id in the vocabulary -> sorted position
         rank[[self._vocabulary[w] for w in words]] = np.arange(len(words))
         offsets = np.zeros(len(words) + 1, dtype=np.int64)
         np.cumsum([len(e) for e in encoded], out=offsets[1:])
         (folder / TERMS).write_bytes(b"".join(encoded))
+        hashes = np.fromiter((term_hash(w) for w in encoded), dtype=np.uint64, count=len(encoded))
+        np.save(folder / HASHES, hashes, allow_pickle=False)
         np.save(folder / OFFSETS, offsets, allow_pickle=False)
         terms = rank[np.concatenate(self._terms)] if self._terms else np.zeros(0, np.int64)
         rows = np.concatenate(self._rows) if self._rows else np.zeros(0, np.int32)
@@ -137,10 +147,18 @@ class PostingsBuilder:
         np.save(folder / LENGTHS, lengths, allow_pickle=False)
 
 
+def term_hash(word: bytes) -> int:
+    """A 64-bit hash of a term (stable across processes, unlike ``hash``)."""
+    return int.from_bytes(hashlib.blake2b(word, digest_size=8).digest(), "little")
+
+
 def _load(path: Path) -> np.ndarray:
-    """A ``.npy`` file memory-mapped (loaded when empty, which can't be mapped); no pickle."""
+    """A ``.npy`` file memory-mapped (loaded when empty, which can't be mapped); no pickle.
+
+    Returned as a plain array over the mapping: indexing a ``np.memmap`` costs ~10x more.
+    """
     try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
+        return np.load(path, mmap_mode="r", allow_pickle=False).view(np.ndarray)
     except ValueError:
         return np.load(path, allow_pickle=False)
 
@@ -149,29 +167,30 @@ class Postings:
     """One segment's term frequencies, memory-mapped."""
 
     def __init__(self, folder: Path) -> None:
-        terms = folder / TERMS
-        empty = terms.stat().st_size == 0  # an empty file can't be mapped
-        self._terms = np.zeros(0, np.uint8) if empty else np.memmap(terms, np.uint8, mode="r")
+        self._terms: bytes | mmap.mmap = b""
+        if (folder / TERMS).stat().st_size:  # an empty file can't be mapped
+            with (folder / TERMS).open("rb") as handle:
+                self._terms = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
         self._offsets = _load(folder / OFFSETS)
+        self._hashes = _load(folder / HASHES)
         self.indptr = _load(folder / INDPTR)
         self.rows = _load(folder / ROWS)
         self.freqs = _load(folder / FREQS)
         self.lengths = _load(folder / LENGTHS)
 
     def term(self, position: int) -> bytes:
-        """The term at ``position`` of the sorted vocabulary."""
-        return self._terms[self._offsets[position] : self._offsets[position + 1]].tobytes()
+        """The term at ``position`` of the vocabulary."""
+        return self._terms[int(self._offsets[position]) : int(self._offsets[position + 1])]
 
     def find(self, word: bytes) -> int:
-        """Position of ``word`` in the vocabulary, or -1 (a binary search over the bytes)."""
-        low, high = 0, len(self._offsets) - 1
-        while low < high:
-            middle = (low + high) // 2
-            if self.term(middle) < word:
-                low = middle + 1
-            else:
-                high = middle
-        return low if low < len(self._offsets) - 1 and self.term(low) == word else -1
+        """Position of ``word`` in the vocabulary, or -1 (by its hash, then its bytes)."""
+        key = term_hash(word)
+        position = int(np.searchsorted(self._hashes, np.uint64(key)))
+        while position < len(self._hashes) and int(self._hashes[position]) == key:
+            if self.term(position) == word:
+                return position
+            position += 1
+        return -1
 
     def postings(self, word: bytes) -> tuple[np.ndarray, np.ndarray]:
         """Rows holding ``word`` and its frequency in each."""
@@ -182,8 +201,8 @@ class Postings:
         return np.asarray(self.rows[begin:end]), np.asarray(self.freqs[begin:end])
 
     def vocabulary(self) -> list[str]:
-        """Every term, in sorted order (for merges)."""
-        data = self._terms.tobytes()
+        """Every term, in the vocabulary's order (for merges)."""
+        data = bytes(self._terms)
         offsets = self._offsets.tolist()
         return [data[a:b].decode("utf-8") for a, b in itertools.pairwise(offsets)]
 
@@ -204,6 +223,9 @@ class Lexical:
         self.average_length = float(total[self.live].mean()) if self.count else 1.0
         self._lengths = total.astype(np.float32)
         self._row_of: np.ndarray | None = None
+        self._cache: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._cached = 0  # postings held by the cache
+        self._lock = threading.Lock()
 
     def scores(
         self,
@@ -228,18 +250,34 @@ class Lexical:
         if not tokens or not self.count:
             return
         for word, repeats in zip(*np.unique(np.array(tokens, dtype=object), return_counts=True)):
-            rows, freqs = self._postings(str(word).encode("utf-8"))
-            if not len(rows):
-                continue
-            alive = self.live[rows]
-            frequency = int(alive.sum())  # document frequency over live rows only
-            if not frequency:
-                continue
-            idf = math.log(1 + (self.count - frequency + 0.5) / (frequency + 0.5))
-            norm = K1 * ((1 - B) + B * self._lengths[rows] / self.average_length)
-            part = (idf * freqs / (norm + freqs)).astype(np.float32)
-            keep = mask[rows]
-            total[rows[keep]] += weight * repeats * part[keep]  # a term's rows are unique
+            rows, part = self._term(str(word))
+            if mask is not self.live:
+                keep = mask[rows]
+                rows, part = rows[keep], part[keep]
+            total[rows] += (weight * repeats) * part  # a term's rows are unique
+
+    def _term(self, word: str) -> tuple[np.ndarray, np.ndarray]:
+        """The live rows holding ``word`` and its BM25 score in each, remembered: they depend
+        only on this generation's statistics."""
+        with self._lock:
+            known = self._cache.get(word)
+            if known is not None:
+                self._cache.move_to_end(word)
+                return known
+        rows, freqs = self._postings(word.encode("utf-8"))
+        alive = self.live[rows]
+        rows, freqs = rows[alive], freqs[alive]
+        frequency = len(rows)  # document frequency over live rows only
+        idf = math.log(1 + (self.count - frequency + 0.5) / (frequency + 0.5))
+        norm = K1 * ((1 - B) + B * self._lengths[rows] / self.average_length)
+        found = rows, (idf * freqs / (norm + freqs)).astype(np.float32)
+        with self._lock:
+            self._cache[word] = found
+            self._cached += len(rows)
+            while self._cached > CACHED_POSTINGS and len(self._cache) > 1:
+                _, (old, _) = self._cache.popitem(last=False)
+                self._cached -= len(old)
+        return found
 
     def _postings(self, word: bytes) -> tuple[np.ndarray, np.ndarray]:
         """Collection rows holding ``word`` (in every segment) and its frequency in each."""
