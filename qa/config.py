@@ -103,6 +103,14 @@ class Settings(BaseSettings):
     background_merge: bool = Field(
         default=True, description="qa serve merges segments in the background after writes"
     )
+    ray_actors: int = Field(
+        default=0,
+        ge=0,
+        description="--engine ray: embedding actors (0 = the cluster's CPUs / ray_actor_cpus)",
+    )
+    ray_actor_cpus: int = Field(
+        default=2, ge=1, description="--engine ray: CPUs (torch threads) of each embedding actor"
+    )
 
     # Retrieval and answering
     retriever: Literal["hybrid", "dense", "bm25"] = "hybrid"

@@ -92,10 +92,6 @@ class QAService:
         self.merger: BackgroundMerger | None = None  # qa serve starts it
 
     # ------------------------------------------------------------------ segments
-    def merge_policy(self) -> MergePolicy:
-        """When segments are merged (QA_MERGE_FACTOR)."""
-        return MergePolicy(factor=self.settings.merge_factor)
-
     def optimize(self, collection: str | None = None, everything: bool = False) -> MergeReport:
         """Merge the collection's segments by the size-tiered policy (all into one with
         ``everything``); readers keep answering from the live generation meanwhile."""
@@ -103,12 +99,14 @@ class QAService:
         directory = self.settings.collection_dir(name)
         if current_generation(directory) is None:
             raise UnknownCollection(name, self.collection_names())
-        return optimize(directory, self.indexer.dense_params(), self.merge_policy(), everything)
+        policy = MergePolicy(factor=self.settings.merge_factor)
+        return optimize(directory, self.indexer.dense_params(), policy, everything)
 
     def start_background_merges(self) -> None:
         """Merge segments in a thread of their own after every write (``qa serve``)."""
+        policy = MergePolicy(factor=self.settings.merge_factor)
         if self.settings.background_merge and self.merger is None:
-            self.merger = BackgroundMerger(self.indexer.dense_params(), self.merge_policy())
+            self.merger = BackgroundMerger(self.indexer.dense_params(), policy)
 
     def _written(self, report: IndexReport) -> IndexReport:
         """After a write: ask the background merger to look at the collection."""
@@ -220,9 +218,10 @@ class QAService:
         full: bool = False,
         progress: bool = False,
         follow_links: bool = False,
+        engine: str = "local",
     ) -> IndexReport:
         return self._written(
-            self.indexer.index_paths(
+            self.indexer.for_engine(engine).index_paths(
                 collection or self.settings.collection,
                 list(paths),
                 full,

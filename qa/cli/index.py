@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,14 @@ import typer
 from qa.cli.common import CollectionOption, Interrupted, ModelOption, make_settings, open_service
 from qa.config import Settings
 from qa.errors import InvalidInput
+
+
+class Engine(str, Enum):
+    """Where files are parsed and passages embedded."""
+
+    local = "local"
+    ray = "ray"
+
 
 PathsArgument = Annotated[
     list[Path] | None,
@@ -38,11 +47,22 @@ def index(
     follow_links: FollowLinksOption = False,
     model: ModelOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            help="local, or ray: parse and embed with Ray Data on RAY_ADDRESS's cluster "
+            "(a local Ray runtime without it); needs pip install -e '.[ray]'"
+        ),
+    ] = Engine.local,
 ) -> None:
     """Index documents into a collection (incremental: only new and changed files are embedded)."""
     from qa.store import current_generation
 
     settings = make_settings(collection=collection, model=model)
+    if engine is Engine.ray:
+        from qa.store.ray_engine import require_ray
+
+        require_ray()  # a one-line error before anything is read
     name = settings.collection
     if not paths:
         paths = _recorded_sources(settings)
@@ -51,7 +71,9 @@ def index(
         raise InvalidInput(f"no such file or folder: {', '.join(missing)}")
     service = open_service(settings)
     try:
-        report = service.index(paths, name, full=full, progress=True, follow_links=follow_links)
+        report = service.index(
+            paths, name, full=full, progress=True, follow_links=follow_links, engine=engine.value
+        )
     except KeyboardInterrupt:
         live = current_generation(settings.collection_dir(name)) or "nothing"
         raise Interrupted(

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from qa.config import Settings
@@ -46,6 +46,7 @@ from qa.store.manifest import (
 )
 from qa.store.merge import hide
 from qa.store.progress import bar, progress
+from qa.store.report import IndexReport
 from qa.store.segment import SegmentInfo
 from qa.store.writer import Commit, Hook, clean_up, commit_generation, segment_ref
 
@@ -54,52 +55,19 @@ log = logging.getLogger("qa.store.indexer")
 SPLITTER_VERSION = 2  # bump when the splitter's output changes: every document is split again
 
 
-@dataclass
-class IndexReport:
-    """What an indexing run did."""
-
-    collection: str
-    generation: str | None = None
-    documents: int = 0
-    passages: int = 0
-    added: int = 0
-    updated: int = 0
-    removed: int = 0
-    unchanged: int = 0
-    embedded: int = 0
-    reused_vectors: int = 0
-    relocated: int = 0  # unchanged documents whose source (path, JSONL line) moved
-    skipped: list[Skip] = field(default_factory=list)
-    full_rebuild: bool = False
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def changed(self) -> bool:
-        """Whether the run had anything to write."""
-        return bool(self.added or self.updated or self.removed or self.relocated)
-
-    def summary(self) -> str:
-        """One line for the terminal."""
-        return (
-            f"{self.documents} documents, {self.passages} passages "
-            f"({self.added} added, {self.updated} updated, {self.removed} removed, "
-            f"{self.unchanged} unchanged; {self.embedded} passages embedded), "
-            f"{len(self.skipped)} skipped"
-        )
-
-    def to_dict(self) -> dict[str, object]:
-        """The report as JSON (``qa index --json``, the write API)."""
-        out: dict[str, object] = {k: v for k, v in vars(self).items() if k != "skipped"}
-        out["skipped"] = [{"source": s.source, "reason": s.reason} for s in self.skipped]
-        return out
-
-
 class Indexer:
     """Builds and updates collections under ``settings.index_dir``."""
 
-    def __init__(self, settings: Settings, embedder: Embedder) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: Embedder,
+        parser: Callable[[], AbstractContextManager[ParserPool]] | None = None,
+    ) -> None:
         self.settings = settings
         self.embedder = embedder
+        # parses files (the Ray engine passes one that parses and embeds on a cluster)
+        self.parser = parser or (lambda: ParserPool.from_settings(settings))
 
     def split_settings(self) -> PassageSettings:
         """How documents are split into passages (a change re-splits every document)."""
@@ -123,6 +91,14 @@ class Indexer:
         return DenseParams(
             choice=self.settings.dense_index, flat_below=self.settings.dense_flat_below
         )
+
+    def for_engine(self, engine: str) -> Indexer:
+        """This indexer (``local``), or one that parses and embeds with Ray Data (``ray``)."""
+        if engine != "ray":
+            return self
+        from qa.store.ray_engine import ray_indexer  # Ray is an optional extra
+
+        return ray_indexer(self.settings, self.embedder)
 
     def index_paths(
         self,
@@ -192,7 +168,7 @@ class Indexer:
         ``skipped`` (each logged as it happens)."""
         max_bytes = int(self.settings.max_file_mb * 2**20)
         # each file within its time and memory budget
-        with ParserPool.from_settings(self.settings) as parser:
+        with self.parser() as parser:
             found = discover(paths, max_bytes, follow_links, parser)
             for item in progress(found, show, "Reading", "file"):
                 if isinstance(item, Skip):
