@@ -65,7 +65,7 @@ def write_collection(directory: Path, size: int, source: Synthetic, embedder: ob
         build = BuildInfo(
             collection=directory.name,
             model=ModelInfo.model_validate(embedder.identity, from_attributes=True),  # type: ignore[attr-defined]
-            passage_settings=indexer.splitsettings(),
+            passage_settings=indexer.split_settings(),
             next_passage_id=size,
             sources=[],
             source_options=SourceOptions(),

@@ -33,14 +33,15 @@ class DenseParams:
 
     ``flat_below``: an exact scan of 50k 384-d vectors costs ~3 ms on one core of the
     development machine, beyond which IVF-SQ8 is faster at recall@10 >= 0.95 (README).
-    ``nprobe`` lists of ``nlist`` ~ 4 sqrt(n) gave recall@10 >= 0.95 against exact search
-    on real MiniLM vectors with real questions (SciFact, Python docs).
+    ``nprobe``: on the 10,818 real SciFact vectors with the 300 real test questions, lists
+    probed out of ``nlist`` = 277 gave recall@10 against exact search of 0.915 (16), 0.940
+    (24), 0.959 (32), 0.974 (48): an eighth of the lists, at least 32, keeps it >= 0.95.
     """
 
     choice: DenseChoice = "auto"
     flat_below: int = 50_000
-    nprobe_share: float = 1 / 24  # lists probed, as a share of nlist (at least min_nprobe)
-    min_nprobe: int = 16
+    nprobe_share: float = 1 / 8  # lists probed, as a share of nlist (at least min_nprobe)
+    min_nprobe: int = 32
     train_sample: int = 100_000  # vectors the k-means of the lists is trained on
     hnsw_m: int = 32
     hnsw_ef_construction: int = 80
