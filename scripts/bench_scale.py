@@ -128,6 +128,52 @@ def threshold(source: Synthetic, queries: np.ndarray, sizes: list[int]) -> list[
     return out
 
 
+def dense_only(source: Synthetic, queries: np.ndarray, size: int, work: Path) -> dict[str, object]:
+    """The dense side alone at ``size`` synthetic vectors (no text): the index ``auto``
+    builds, its bytes, build seconds, p50/p99 of one question and recall@10 against exact."""
+    import faiss
+
+    from qa.store import dense
+
+    params = dense.DenseParams()
+    chunks = [
+        source.batch(first, min(100_000, size - first), texts=False)[0]
+        for first in range(0, size, 100_000)
+    ]
+    vectors = np.concatenate(chunks)
+    del chunks
+    kind = params.kind_for(size)
+    began = time.perf_counter()
+    index = dense.build(vectors, kind, params)
+    build_s = time.perf_counter() - began
+    path = work / f"dense-{size}.faiss"
+    work.mkdir(parents=True, exist_ok=True)
+    dense.save(index, path)
+    mapped = dense.load(path, kind)
+    if kind == "ivf-sq8":
+        faiss.extract_index_ivf(mapped).nprobe = index.nprobe
+    times, found = [], []
+    for query in queries:
+        began = time.perf_counter()
+        found.append(dense.search(mapped, query[None], 10, None)[1][0])
+        times.append((time.perf_counter() - began) * 1000)
+    exact = exact_top10(vectors, queries)
+    hits = [len(set(a) & set(b)) / 10 for a, b in zip(found, exact)]
+    row = {
+        "passages": size,
+        "dense_index": kind,
+        "nprobe": int(getattr(index, "nprobe", 0)),
+        "build_s": round(build_s, 1),
+        "vector_mb": round(path.stat().st_size / 2**20, 1),
+        "dense_p50_ms": round(percentile(times[5:], 50), 2),
+        "dense_p99_ms": round(percentile(times[5:], 99), 2),
+        "recall_at_10_synthetic": round(float(np.mean(hits)), 4),
+    }
+    path.unlink()
+    say(json.dumps(row))
+    return row
+
+
 def recall_at_10(
     index_vectors: np.ndarray, queries: np.ndarray, kind: str, flat_below: int = 1
 ) -> float:
@@ -268,9 +314,10 @@ def main() -> None:
     parser.add_argument(
         "--real", type=Path, required=True, help="a built SciFact collection folder"
     )
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[100_000, 1_000_000])
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench-scale"))
     parser.add_argument("--noise", type=float, default=0.02)
+    parser.add_argument("--dense-sizes", type=int, nargs="*", default=[], help="dense side only")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument(
         "--threshold-sizes", type=int, nargs="*", default=[10_000, 25_000, 50_000, 100_000]
@@ -291,10 +338,12 @@ def main() -> None:
     say(f"recall@10 on real vectors: {recall}")
     source = Synthetic(real[0], real[1], args.noise)
     crossover = threshold(source, ask_vectors, args.threshold_sizes)
+    dense_rows = [dense_only(source, ask_vectors, size, args.work) for size in args.dense_sizes]
     rows = [
         measure(size, args.work, source, embedder, asks, ask_vectors, real) for size in args.sizes
     ]
-    columns = list(rows[0])
+    columns = list(rows[0]) if rows else []
+    dense_columns = list(dense_rows[0]) if dense_rows else []
     markdown = "\n".join(
         [
             (
@@ -305,6 +354,8 @@ def main() -> None:
             *table(["vectors", "flat p50 ms", "ivf-sq8 p50 ms", "ivf-sq8 recall@10"], crossover),
             "",
             *table(columns, [[r[c] for c in columns] for r in rows]),
+            "",
+            *table(dense_columns, [[r[c] for c in dense_columns] for r in dense_rows]),
             "",
             f"load average {os.getloadavg()[0]:.1f} at the end; python {sys.version.split()[0]}",
         ]

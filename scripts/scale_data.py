@@ -27,11 +27,13 @@ class Synthetic:
         self.weights = counts / counts.sum()
         self.lengths = np.array([len(t.split()) for t in texts])
 
-    def batch(self, first: int, count: int) -> tuple[np.ndarray, list[str]]:
-        """Vectors and texts of passages ``first .. first + count``."""
+    def batch(self, first: int, count: int, texts: bool = True) -> tuple[np.ndarray, list[str]]:
+        """Vectors and texts (unless not wanted) of passages ``first .. first + count``."""
         base = self.vectors[np.arange(first, first + count) % len(self.vectors)]
         noisy = base + self.rng.normal(0, self.noise, base.shape).astype(np.float32)
         noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+        if not texts:
+            return noisy.astype(np.float32), []
         lengths = self.rng.choice(self.lengths, count)
         words = self.rng.choice(self.vocabulary, int(lengths.sum()), p=self.weights)
         bounds = np.concatenate([[0], np.cumsum(lengths)])
