@@ -90,7 +90,7 @@ class Settings(BaseSettings):
         "else ivf-sq8",
     )
     dense_flat_below: int = Field(
-        default=50_000, ge=1, description="segments smaller than this get an exact index"
+        default=20_000, ge=1, description="segments smaller than this get an exact index"
     )
     segment_passages: int = Field(
         default=50_000,

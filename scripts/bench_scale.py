@@ -25,6 +25,7 @@ adding 10 real documents through ``Indexer.upsert`` (seconds, bytes written).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -128,9 +129,12 @@ def threshold(source: Synthetic, queries: np.ndarray, sizes: list[int]) -> list[
     return out
 
 
-def dense_only(source: Synthetic, queries: np.ndarray, size: int, work: Path) -> dict[str, object]:
+def dense_only(
+    source: Synthetic, queries: np.ndarray, size: int, work: Path, nprobes: list[int]
+) -> list[dict[str, object]]:
     """The dense side alone at ``size`` synthetic vectors (no text): the index ``auto``
-    builds, its bytes, build seconds, p50/p99 of one question and recall@10 against exact."""
+    builds (opened memory-mapped), its bytes and build seconds, and per ``nprobe`` (the
+    default's first) p50/p99 of one question and recall@10 against exact search."""
     import faiss
 
     from qa.store import dense
@@ -150,28 +154,32 @@ def dense_only(source: Synthetic, queries: np.ndarray, size: int, work: Path) ->
     work.mkdir(parents=True, exist_ok=True)
     dense.save(index, path)
     mapped = dense.load(path, kind)
-    if kind == "ivf-sq8":
-        faiss.extract_index_ivf(mapped).nprobe = index.nprobe
-    times, found = [], []
-    for query in queries:
-        began = time.perf_counter()
-        found.append(dense.search(mapped, query[None], 10, None)[1][0])
-        times.append((time.perf_counter() - began) * 1000)
     exact = exact_top10(vectors, queries)
-    hits = [len(set(a) & set(b)) / 10 for a, b in zip(found, exact)]
-    row = {
-        "passages": size,
-        "dense_index": kind,
-        "nprobe": int(getattr(index, "nprobe", 0)),
-        "build_s": round(build_s, 1),
-        "vector_mb": round(path.stat().st_size / 2**20, 1),
-        "dense_p50_ms": round(percentile(times[5:], 50), 2),
-        "dense_p99_ms": round(percentile(times[5:], 99), 2),
-        "recall_at_10_synthetic": round(float(np.mean(hits)), 4),
-    }
+    rows = []
+    for nprobe in [int(getattr(index, "nprobe", 0)), *nprobes]:
+        if kind == "ivf-sq8":
+            faiss.extract_index_ivf(mapped).nprobe = nprobe
+        times, found = [], []
+        for query in queries:
+            began = time.perf_counter()
+            found.append(dense.search(mapped, query[None], 10, None)[1][0])
+            times.append((time.perf_counter() - began) * 1000)
+        hits = [len(set(a) & set(b)) / 10 for a, b in zip(found, exact)]
+        rows.append(
+            {
+                "passages": size,
+                "dense_index": kind,
+                "nprobe": nprobe,
+                "build_s": round(build_s, 1),
+                "vector_mb": round(path.stat().st_size / 2**20, 1),
+                "dense_p50_ms": round(percentile(times[5:], 50), 2),
+                "dense_p99_ms": round(percentile(times[5:], 99), 2),
+                "recall_at_10_synthetic": round(float(np.mean(hits)), 4),
+            }
+        )
+        say(json.dumps(rows[-1]))
     path.unlink()
-    say(json.dumps(row))
-    return row
+    return rows
 
 
 def recall_at_10(
@@ -203,26 +211,22 @@ def exact_top10(vectors: np.ndarray, queries: np.ndarray) -> np.ndarray:
 
 
 def serve_figures(
-    index_dir: Path, collection: str, log_dir: Path, asks: list[str]
+    index_dir: Path, collection: str, log_dir: Path, asks: list[str], models: Path | None
 ) -> dict[str, float]:
-    """Start-up seconds (process start to ready) and RSS after a few questions of ``qa serve``."""
+    """Start-up seconds (process start to ready) and RSS after some questions of ``qa serve``
+    (the ONNX query encoder copied in from ``models``' index, as a prebuilt one has it)."""
     import httpx
+    from harness import copy_models
 
+    if models is not None and not (index_dir / ".models").exists():
+        copy_models(models, index_dir)
     began = time.perf_counter()
-    with qa_serve(
-        "scale",
-        index_dir,
-        log_dir,
-        collection=collection,
-        settings={"QA_BACKGROUND_MERGE": "false"},
-    ) as server:
+    settings = {"QA_BACKGROUND_MERGE": "false"}
+    with qa_serve("scale", index_dir, log_dir, settings, collection=collection) as server:
         ready = time.perf_counter() - began
         for text in asks:
-            httpx.post(
-                f"{server.base}/v1/search",
-                json={"question": text, "k": 10, "collection": collection},
-                timeout=120,
-            )
+            reply = httpx.post(f"{server.base}/v1/ask", json={"question": text}, timeout=120)
+            reply.raise_for_status()
         status = Path(f"/proc/{server.pid}/status").read_text()
         rss = int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1])
     return {"serve_ready_s": round(ready, 2), "serve_rss_mb": round(rss / 1024, 1)}
@@ -264,6 +268,7 @@ def measure(
     asks: list[str],
     ask_vectors: np.ndarray,
     real: tuple[np.ndarray, list[str], list[str]],
+    models: Path | None = None,
 ) -> dict[str, object]:
     """Every figure of one size."""
     from qa.store import Collection
@@ -291,7 +296,7 @@ def measure(
         hits = [len(set(a) & set(b)) / 10 for a, b in zip(found, exact)]
         row["recall_at_10_synthetic"] = round(float(np.mean(hits)), 4)
     say("serving")
-    row.update(serve_figures(work / "index", directory.name, work, asks[:20]))
+    row.update(serve_figures(work / "index", directory.name, work, asks[:50], models))
     say("updating 10 documents")
     row.update(update_cost(directory, embedder, real[1], real[2]))
     row["update_share_pct"] = round(100 * float(row["update_bytes"]) / disk_bytes(directory), 3)  # type: ignore[arg-type]
@@ -309,21 +314,40 @@ def collection_search_rows(directory: Path, queries: np.ndarray) -> np.ndarray:
     return ids
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = make_parser(__doc__)
-    parser.add_argument(
-        "--real", type=Path, required=True, help="a built SciFact collection folder"
-    )
-    parser.add_argument("--sizes", type=int, nargs="*", default=[100_000, 1_000_000])
-    parser.add_argument("--work", type=Path, default=Path("/tmp/bench-scale"))
-    parser.add_argument("--noise", type=float, default=0.02)
-    parser.add_argument("--dense-sizes", type=int, nargs="*", default=[], help="dense side only")
-    parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument(
-        "--threshold-sizes", type=int, nargs="*", default=[10_000, 25_000, 50_000, 100_000]
-    )
+    add = parser.add_argument
+    add("--real", type=Path, required=True, help="a built SciFact collection folder")
+    add("--sizes", type=int, nargs="*", default=[100_000, 1_000_000])
+    add("--work", type=Path, default=Path("/tmp/bench-scale"))
+    add("--noise", type=float, default=0.02)
+    add("--dense-sizes", type=int, nargs="*", default=[], help="dense side only")
+    add("--nprobes", type=int, nargs="*", default=[], help="also try these")
+    add("--queries", type=int, default=200)
+    add("--threshold-sizes", type=int, nargs="*", default=[10_000, 25_000, 50_000, 100_000])
     add_report_options(parser)
-    args = parser.parse_args()
+    return parser
+
+
+def _markdown(real: int, asks: int, recall: dict[str, float], tables: list[list[dict]]) -> str:
+    lines = [
+        (
+            f"Recall@10 against exact search on the {real:,} real SciFact vectors with {asks} "
+            f"real questions: ivf-sq8 {recall['ivf-sq8']}, hnsw {recall['hnsw']}."
+        ),
+    ]
+    for rows in tables:
+        if rows:
+            columns = list(rows[0])
+            lines += ["", *table(columns, [[r[c] for c in columns] for r in rows])]
+    load = os.getloadavg()[0]
+    return "\n".join(
+        [*lines, "", f"load average {load:.1f} at the end; python {sys.version.split()[0]}"]
+    )
+
+
+def main() -> None:
+    args = _parser().parse_args()
     from qa.encoding import Embedder
 
     embedder = Embedder()
@@ -332,40 +356,27 @@ def main() -> None:
     began = time.perf_counter()
     ask_vectors = embedder.encode_queries(asks)
     say(
-        f"{len(real[0]):,} real passages, {len(asks)} questions ({time.perf_counter() - began:.1f} s to encode)"
+        f"{len(real[0]):,} real passages, {len(asks)} questions ({time.perf_counter() - began:.1f} s)"
     )
     recall = {kind: recall_at_10(real[0], ask_vectors, kind) for kind in ("ivf-sq8", "hnsw")}
     say(f"recall@10 on real vectors: {recall}")
     source = Synthetic(real[0], real[1], args.noise)
-    crossover = threshold(source, ask_vectors, args.threshold_sizes)
-    dense_rows = [dense_only(source, ask_vectors, size, args.work) for size in args.dense_sizes]
-    rows = [
-        measure(size, args.work, source, embedder, asks, ask_vectors, real) for size in args.sizes
+    names = ["vectors", "flat_p50_ms", "ivf_sq8_p50_ms", "ivf_sq8_recall_at_10"]
+    crossover = [
+        dict(zip(names, row)) for row in threshold(source, ask_vectors, args.threshold_sizes)
     ]
-    columns = list(rows[0]) if rows else []
-    dense_columns = list(dense_rows[0]) if dense_rows else []
-    markdown = "\n".join(
-        [
-            (
-                f"Recall@10 against exact search on the {len(real[0]):,} real SciFact vectors with "
-                f"{len(asks)} real questions: ivf-sq8 {recall['ivf-sq8']}, hnsw {recall['hnsw']}."
-            ),
-            "",
-            *table(["vectors", "flat p50 ms", "ivf-sq8 p50 ms", "ivf-sq8 recall@10"], crossover),
-            "",
-            *table(columns, [[r[c] for c in columns] for r in rows]),
-            "",
-            *table(dense_columns, [[r[c] for c in dense_columns] for r in dense_rows]),
-            "",
-            f"load average {os.getloadavg()[0]:.1f} at the end; python {sys.version.split()[0]}",
-        ]
-    )
-    emit(
-        {"recall_real": recall, "threshold": crossover, "rows": rows},
-        markdown,
-        args.json,
-        args.markdown,
-    )
+    dense_rows = [
+        row
+        for size in args.dense_sizes
+        for row in dense_only(source, ask_vectors, size, args.work, args.nprobes)
+    ]
+    rows = [
+        measure(size, args.work, source, embedder, asks, ask_vectors, real, args.real.parent)
+        for size in args.sizes
+    ]
+    result = {"recall_real": recall, "threshold": crossover, "rows": rows, "dense": dense_rows}
+    markdown = _markdown(len(real[0]), len(asks), recall, [crossover, rows, dense_rows])
+    emit(result, markdown, args.json, args.markdown)
 
 
 if __name__ == "__main__":

@@ -31,17 +31,22 @@ SMALL_INDEX = 200_000  # below this many vectors FAISS searches in one thread
 class DenseParams:
     """How dense indexes are built and searched (figures from scripts/bench_scale.py).
 
-    ``flat_below``: an exact scan of 50k 384-d vectors costs ~3 ms on one core of the
-    development machine, beyond which IVF-SQ8 is faster at recall@10 >= 0.95 (README).
+    ``flat_below``: one question over an exact index took 0.98 ms at 10k vectors, 7.4 ms at
+    25k and 15.4 ms at 50k on one core of the (loaded) development machine, against 0.16,
+    0.39 and 0.71 ms for IVF-SQ8 at recall@10 0.95-0.99 (scripts/bench_scale.py, README):
+    exact up to 20k keeps small collections such as SciFact (10,818) exact and fast.
     ``nprobe``: on the 10,818 real SciFact vectors with the 300 real test questions, lists
     probed out of ``nlist`` = 277 gave recall@10 against exact search of 0.915 (16), 0.940
     (24), 0.959 (32), 0.974 (48): an eighth of the lists, at least 32, keeps it >= 0.95.
+    At 1M vectors (nlist 4,000) recall@10 stops growing at ~96 lists (0.972 at 48, 0.977 at
+    96, 160 and 256: the 8-bit codes' limit) while time grows with them: at most 128.
     """
 
     choice: DenseChoice = "auto"
-    flat_below: int = 50_000
+    flat_below: int = 20_000
     nprobe_share: float = 1 / 8  # lists probed, as a share of nlist (at least min_nprobe)
     min_nprobe: int = 32
+    max_nprobe: int = 128
     train_sample: int = 100_000  # vectors the k-means of the lists is trained on
     hnsw_m: int = 32
     hnsw_ef_construction: int = 80
@@ -61,7 +66,8 @@ def nlist_for(count: int) -> int:
 
 def nprobe_for(nlist: int, params: DenseParams) -> int:
     """Lists probed per query for an index of ``nlist`` lists."""
-    return min(nlist, max(params.min_nprobe, math.ceil(nlist * params.nprobe_share)))
+    share = min(params.max_nprobe, math.ceil(nlist * params.nprobe_share))
+    return min(nlist, max(params.min_nprobe, share))
 
 
 def build(vectors: np.ndarray, kind: DenseKind, params: DenseParams) -> faiss.Index:
