@@ -15,7 +15,7 @@ from qa.encoding import Embedder
 from qa.ingest.documents import Document
 from qa.service import QAService
 from qa.store import Collection, Indexer, current_generation
-from qa.store.merge import build_merged, optimize
+from qa.store.merge import MergePolicy, build_merged, optimize
 from tests.conftest import make_settings
 
 TOPICS = ["river", "glacier", "volcano", "orchard", "lighthouse", "bakery", "harbour", "forest"]
@@ -180,9 +180,8 @@ def test_policy_merges_small_segments(tmp_path: Path, embedder: Embedder) -> Non
         service.indexer.upsert("m", [document])
     before = service.collection("m")
     assert len(before.segments) == 7
-    report = optimize(
-        settings.collection_dir("m"), service.indexer.dense_params(), service.merge_policy()
-    )
+    policy = MergePolicy(factor=settings.merge_factor)
+    report = optimize(settings.collection_dir("m"), service.indexer.dense_params(), policy)
     after = service.collection("m")
     # 7 small segments: merged 3 at a time until fewer than 3 share a tier
     assert report.merges and len(after.segments) < 3
