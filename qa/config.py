@@ -83,6 +83,35 @@ class Settings(BaseSettings):
     )
     title_in_embedding: bool = True
 
+    # The store at scale (README "A million passages")
+    dense_index: Literal["auto", "flat", "ivf-sq8", "hnsw"] = Field(
+        default="auto",
+        description="dense index of each segment: auto = flat below dense_flat_below vectors, "
+        "else ivf-sq8",
+    )
+    dense_flat_below: int = Field(
+        default=20_000, ge=1, description="segments smaller than this get an exact index"
+    )
+    segment_passages: int = Field(
+        default=50_000,
+        ge=100,
+        description="a build seals a segment every this many passages (bounds its memory)",
+    )
+    merge_factor: int = Field(
+        default=4, ge=2, description="segments of one size tier merged together"
+    )
+    background_merge: bool = Field(
+        default=True, description="qa serve merges segments in the background after writes"
+    )
+    ray_actors: int = Field(
+        default=0,
+        ge=0,
+        description="--engine ray: embedding actors (0 = the cluster's CPUs / ray_actor_cpus)",
+    )
+    ray_actor_cpus: int = Field(
+        default=2, ge=1, description="--engine ray: CPUs (torch threads) of each embedding actor"
+    )
+
     # Retrieval and answering
     retriever: Literal["hybrid", "dense", "bm25"] = "hybrid"
     fusion: Literal["convex", "rrf"] = "convex"

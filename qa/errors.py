@@ -213,3 +213,9 @@ class BaselineError(QAError):
     """A baseline report that can't be compared with."""
 
     status, code, exit_code = 422, "invalid_baseline", USAGE
+
+
+class MissingExtra(QAError):
+    """An optional part of the project (e.g. the Ray engine) is not installed."""
+
+    status, code, exit_code = 501, "not_installed", USAGE

@@ -51,6 +51,7 @@ from qa.store import (
     read_manifest,
 )
 from qa.store import uploads as uploads_store
+from qa.store.background import BackgroundMerger, SegmentMaintenance
 
 log = logging.getLogger("qa.service")
 
@@ -67,7 +68,7 @@ def _unreadable(name: str | None = None) -> Iterator[None]:
         raise UnreadableDocument(f"{name or skip.source}: {skip.reason}") from None
 
 
-class QAService:
+class QAService(SegmentMaintenance):
     """Holds the model and the loaded collections; answers questions."""
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
@@ -90,6 +91,7 @@ class QAService:
         self._parser: ParserPool | None = None  # started on the first upload
         self._parser_lock = threading.Lock()
         self.feedback = FeedbackDesk(settings, self.embedder, self.collection)
+        self.merger: BackgroundMerger | None = None  # qa serve starts it
 
     # ------------------------------------------------------------------ collections
     def collection_names(self) -> list[str]:
@@ -207,13 +209,16 @@ class QAService:
         full: bool = False,
         progress: bool = False,
         follow_links: bool = False,
+        engine: str = "local",
     ) -> IndexReport:
-        return self.indexer.index_paths(
-            collection or self.settings.collection,
-            list(paths),
-            full,
-            progress,
-            follow_links=follow_links,
+        return self._written(
+            self.indexer.for_engine(engine).index_paths(
+                collection or self.settings.collection,
+                list(paths),
+                full,
+                progress,
+                follow_links=follow_links,
+            )
         )
 
     def starter_questions(self, collection: str | None = None) -> list[str]:
@@ -275,10 +280,12 @@ class QAService:
             document = self.upload_parser().parse_bytes(target, document_id, data)
         document.source = f"{UPLOADS}/{document_id}"
         with _unreadable():
-            return self.indexer.upsert(
-                collection,
-                [document],
-                before_switch=lambda: uploads_store.save(uploads, target, data, document_id),
+            return self._written(
+                self.indexer.upsert(
+                    collection,
+                    [document],
+                    before_switch=lambda: uploads_store.save(uploads, target, data, document_id),
+                )
             )
 
     def add_text(
@@ -293,10 +300,12 @@ class QAService:
             documents = read_jsonl_bytes(Path(document_id), line)
             if not documents:
                 raise UnreadableDocument(f"{document_id}: empty document (no title and no text)")
-            return self.indexer.upsert(
-                collection,
-                documents,
-                before_switch=lambda: uploads_store.save(uploads, target, line, document_id),
+            return self._written(
+                self.indexer.upsert(
+                    collection,
+                    documents,
+                    before_switch=lambda: uploads_store.save(uploads, target, line, document_id),
+                )
             )
 
     def delete_document(self, collection: str, document_id: str) -> IndexReport:
@@ -305,10 +314,12 @@ class QAService:
         if loaded.document(document_id) is None:
             raise UnknownDocument(f"no document {document_id!r} in collection {loaded.name!r}")
         uploads = self.indexer.uploads_dir(loaded.name)
-        return self.indexer.delete(
-            loaded.name,
-            [document_id],
-            before_switch=lambda: uploads_store.remove(uploads, document_id),
+        return self._written(
+            self.indexer.delete(
+                loaded.name,
+                [document_id],
+                before_switch=lambda: uploads_store.remove(uploads, document_id),
+            )
         )
 
     def delete_note(self, collection: str) -> str | None:
@@ -325,7 +336,9 @@ class QAService:
         loaded = self.collection(collection)
         sources = [Path(p) for p in loaded.manifest.sources]
         follow = loaded.manifest.source_options.follow_links
-        return self.indexer.index_paths(loaded.name, sources, full=full, follow_links=follow)
+        return self._written(
+            self.indexer.index_paths(loaded.name, sources, full=full, follow_links=follow)
+        )
 
     # ------------------------------------------------------------------ questions
     def retriever(

@@ -228,7 +228,9 @@ def bench_collection(
             name: stack.enter_context(qa_serve(name, index_dir, log_dir, env, target.collection))
             for name, env in CONFIGS.items()
         }
-        measured = measure(Bench(servers, model, loaded.dense, questions, requests, args), target)
+        # one segment: a fresh build, or a format-2 collection converted on load
+        index = loaded.segments[0].index
+        measured = measure(Bench(servers, model, index, questions, requests, args), target)
     loaded.close()
     medians = summarise_rounds(measured.rounds)
     result = CollectionResult(

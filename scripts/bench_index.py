@@ -223,9 +223,9 @@ def load_times(service: QAService, loads: int, verify: bool) -> list[float]:
 
 
 def on_disk(service: QAService, generation: str, loads: int) -> tuple[Disk, LoadTimes]:
-    """The generation's size (total and per file) and its load times, with and without
-    checksum verification."""
-    total, files = folder_sizes(service.settings.collection_dir(COLLECTION) / generation)
+    """The collection's size (its generation and segments; total and per file) and its load
+    times, with and without checksum verification."""
+    total, files = folder_sizes(service.settings.collection_dir(COLLECTION))
     verified, unverified = load_times(service, loads, True), load_times(service, loads, False)
     times = LoadTimes(
         median=round(statistics.median(verified), 4),

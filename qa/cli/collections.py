@@ -36,6 +36,7 @@ def collections(
             f"{name:<20} {counts.documents:>7} documents {counts.passages:>8} passages  "
             f"{manifest.model.name}  built {manifest.created_at} ({manifest.generation})"
         )
+        typer.echo(f"{'':<20} dense index {manifest.dense_index}: {manifest.dense_summary()}")
         for source in manifest.sources:
             typer.echo(f"{'':<20} from {source}")
         tuned = _tuned(settings.index_dir / name)
@@ -62,5 +63,7 @@ def _row(name: str, manifest: Manifest, manifest_dir: Path) -> dict[str, object]
         "passages": manifest.counts.passages,
         "model": manifest.model.name,
         "created_at": manifest.created_at,
+        "dense_index": manifest.dense_index,
+        "segments": [s.model_dump() for s in manifest.segments],
         "sources": manifest.sources,
     }

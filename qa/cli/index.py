@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,6 +16,14 @@ from qa.errors import InvalidInput
 if TYPE_CHECKING:
     from qa.service import QAService
     from qa.store import IndexReport
+
+
+class Engine(str, Enum):
+    """Where files are parsed and passages embedded."""
+
+    local = "local"
+    ray = "ray"
+
 
 PathsArgument = Annotated[
     list[Path] | None,
@@ -55,11 +64,22 @@ def index(
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
     gate: GateOption = None,
     max_drop: MaxDropOption = 0.02,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            help="local, or ray: parse and embed with Ray Data on RAY_ADDRESS's cluster "
+            "(a local Ray runtime without it); needs pip install -e '.[ray]'"
+        ),
+    ] = Engine.local,
 ) -> None:
     """Index documents into a collection (incremental: only new and changed files are embedded)."""
     from qa.store import current_generation
 
     settings = make_settings(collection=collection, model=model)
+    if engine is Engine.ray:
+        from qa.store.ray_engine import require_ray
+
+        require_ray()  # a one-line error before anything is read
     name = settings.collection
     if not paths:
         paths = _recorded_sources(settings)
@@ -69,7 +89,14 @@ def index(
     service = open_service(settings)
     try:
         if gate is None:
-            report = service.index(paths, name, full=full, progress=True, follow_links=follow_links)
+            report = service.index(
+                paths,
+                name,
+                full=full,
+                progress=True,
+                follow_links=follow_links,
+                engine=engine.value,
+            )
         else:
             report = _gated(service, paths, name, gate, max_drop, full=full, follow=follow_links)
     except KeyboardInterrupt:

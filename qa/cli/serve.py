@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from qa.cli.common import CollectionOption, ModelOption, make_settings
+from qa.cli.index import Engine
 
 
 def serve(
@@ -14,8 +15,24 @@ def serve(
     port: Annotated[int | None, typer.Option(help="port to listen on (env QA_PORT)")] = None,
     collection: CollectionOption = None,
     model: ModelOption = None,
+    engine: Annotated[
+        Engine,
+        typer.Option(help="local, or ray: replicas on Ray Serve (pip install -e '.[ray]')"),
+    ] = Engine.local,
+    replicas: Annotated[
+        int, typer.Option(min=1, help="--engine ray: replicas, each with its own model")
+    ] = 2,
 ) -> None:
     """Serve the chat page, the embeddable widget and the HTTP API (builds the default index if needed)."""
+    settings = make_settings(host=host, port=port, collection=collection, model=model)
+    if engine is Engine.ray:
+        from qa.store.ray_engine import require_ray
+
+        require_ray()  # a one-line error saying what to install
+        from qa.http.ray_serve import run as run_on_ray
+
+        run_on_ray(settings, replicas)
+        return
     from qa.http.server import run
 
-    run(make_settings(host=host, port=port, collection=collection, model=model))
+    run(settings)

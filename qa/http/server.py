@@ -165,6 +165,7 @@ def _ready_service(settings: Settings) -> tuple[QAService, Collection]:
         if settings.collection == "default":
             service.ensure_default(progress=True)
         collection = service.collection()
+        service.start_background_merges()
         _say(f"loading the model from {service.embedder.path}")
         service.embedder.warm_up()
     except OSError as exc:  # e.g. QA_INDEX_DIR is a file, or a folder we may not write

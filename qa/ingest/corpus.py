@@ -20,6 +20,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from qa.ingest.documents import Document, Skip
+from qa.ingest.layout import repeated_paragraphs
 
 SHINGLE_WORDS = 4
 # Two documents in different formats are copies when this share of the smaller one's
@@ -136,3 +137,13 @@ def strip_shared_title_suffix(documents: Iterable[Document]) -> str:
         if document.title.endswith(suffix) and len(document.title) > len(suffix):
             document.title = document.title[: -len(suffix)]
     return suffix
+
+
+def prepare_corpus(
+    documents: Iterable[Document],
+) -> tuple[list[Document], list[Skip], frozenset[str]]:
+    """A whole corpus read for indexing: the documents without copies (and the skips saying
+    so), their shared title suffix removed, and the paragraphs they repeat (furniture)."""
+    kept, copies = drop_duplicates(list(documents))
+    strip_shared_title_suffix(kept)
+    return kept, copies, repeated_paragraphs(kept)

@@ -1,25 +1,26 @@
-"""What an update changes, decided from content hashes before anything is split or embedded."""
+"""What an update changes, decided document by document from content hashes, before anything
+is split or embedded."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
 
 from qa.ingest.documents import Document
 from qa.store.collection import Collection
-from qa.store.manifest import PassageSettings, SourceOptions
+from qa.store.manifest import BuildInfo, ModelInfo, PassageSettings, SourceOptions
 from qa.store.sql import DocumentRow
 from qa.store.writer import Commit, Hook
 
-if TYPE_CHECKING:
-    from qa.store.indexer import IndexReport
+Verdict = Literal["unchanged", "moved", "new", "changed"]
 
 
 @dataclass
 class Update:
     """One indexing run's request."""
 
-    documents: list[Document]
+    documents: Iterable[Document]  # consumed once, as they come (a folder is read lazily)
     remove_missing: bool  # the documents given are all there is (a folder mirrored)
     delete: frozenset[str] = frozenset()  # ids to remove (when not ``remove_missing``)
     full: bool = False  # rebuild from scratch: split and embed everything again
@@ -28,52 +29,45 @@ class Update:
     sources: list[str] | None = None  # the folders indexed; ``None`` keeps the previous ones
     source_options: SourceOptions | None = None  # ``None`` keeps the previous ones
     before_switch: Commit | None = None
-    repeated: frozenset[str] | None = (
-        None  # the corpus' repeated paragraphs; ``None`` keeps the previous
-    )
-    split: PassageSettings | None = None  # how this run splits (resolved when the run starts)
+    # the corpus' repeated paragraphs (furniture); ``None`` keeps the previous generation's
+    repeated: frozenset[str] | None = None
+    split: PassageSettings | None = None  # how this run splits (settled when the run starts)
 
 
 @dataclass
 class Plan:
-    """Which documents are kept as they are, and which are split and embedded."""
+    """What the previous generation holds, and what this run hides in it."""
 
-    old_hashes: dict[str, str]  # content hash of every document of the previous generation
-    kept: set[str]  # documents whose rows, passages, ids and vectors are copied over
-    relocated: dict[str, DocumentRow]  # kept documents whose row is rewritten (new source)
-    to_split: list[Document]
+    previous: Collection | None
+    reuse: bool  # unchanged documents stay where they are (no full rebuild)
+    old_hashes: dict[str, str]  # content hash of every live document of the previous generation
+    seen: set[str] = field(default_factory=set)  # documents of the update met so far
+    hidden: set[str] = field(default_factory=set)  # previous documents this run replaces or removes
 
+    def judge(self, document: Document) -> tuple[Verdict, DocumentRow | None]:
+        """How ``document`` compares with the previous generation (and its new row when it
+        only moved)."""
+        self.seen.add(document.id)
+        old = self.old_hashes.get(document.id)
+        if old is None:
+            return "new", None
+        if self.reuse and old == document.content_hash:
+            return "unchanged", None
+        self.hidden.add(document.id)
+        if self.reuse and self.previous is not None:
+            moved = _relocated(self.previous, document)
+            if moved is not None:
+                return "moved", moved
+        return "changed", None
 
-def plan_update(previous: Collection | None, update: Update, report: IndexReport) -> Plan:
-    """The plan of ``update`` over ``previous``; counts what is added, updated, removed and
-    unchanged into ``report``."""
-    old_hashes = previous.document_hashes() if previous is not None else {}
-    incoming = {d.id: d for d in update.documents}
-    if update.remove_missing:
-        removed = set(old_hashes) - set(incoming)
-    else:
-        removed = set(update.delete) & set(old_hashes)
-    unchanged: set[str] = set()
-    relocated: dict[str, DocumentRow] = {}
-    kept: set[str] = set()
-    if previous is not None and not report.full_rebuild:
-        unchanged = {i for i, d in incoming.items() if old_hashes.get(i) == d.content_hash}
-        # same content, new source (a JSONL line number shifted by a deleted line, a moved
-        # folder): keep passages, ids and vectors; only the document row is rewritten
-        relocated = _relocated(previous, incoming, old_hashes, unchanged)
-        unchanged |= set(relocated)
-        kept = (set(old_hashes) - removed - set(incoming)) | unchanged
-    to_split = [d for i, d in incoming.items() if i not in unchanged]
-    if report.full_rebuild and previous is not None and not update.remove_missing:
-        # settings changed under a partial update: keep the other documents by re-splitting them
-        keep_ids = set(old_hashes) - removed - set(incoming)
-        to_split += [document_of(row) for row in previous.iter_documents(sorted(keep_ids))]
-    report.relocated = len(relocated)
-    report.added = sum(1 for i in incoming if i not in old_hashes)
-    report.updated = sum(1 for i in incoming if i in old_hashes and i not in unchanged)
-    report.removed = len(removed)
-    report.unchanged = len(unchanged)
-    return Plan(old_hashes, kept, relocated, to_split)
+    def removed(self, update: Update) -> set[str]:
+        """Previous documents the update removes (once every document was judged)."""
+        if update.remove_missing:
+            gone = set(self.old_hashes) - self.seen
+        else:
+            gone = set(update.delete) & set(self.old_hashes)
+        self.hidden |= gone
+        return gone
 
 
 def row_of(document: Document) -> DocumentRow:
@@ -90,25 +84,44 @@ def row_of(document: Document) -> DocumentRow:
     )
 
 
-def _relocated(
-    previous: Collection,
-    incoming: dict[str, Document],
-    old_hashes: dict[str, str],
-    unchanged: set[str],
-) -> dict[str, DocumentRow]:
-    """New rows of documents whose hash changed only because their ``source`` did."""
-    candidates = sorted(i for i in incoming if i in old_hashes and i not in unchanged)
-    out = {}
-    for old in previous.iter_documents(candidates):
-        new = row_of(incoming[old.id])
-        same = (old.title, old.format, old.text, old.body_start, old.pages)
-        if same == (new.title, new.format, new.text, new.body_start, new.pages):
-            out[old.id] = new
-    return out
+def _relocated(previous: Collection, document: Document) -> DocumentRow | None:
+    """The new row of a document whose hash changed only because its ``source`` did (a JSONL
+    line number shifted by a deleted line, a moved folder): passages, ids and vectors stay."""
+    old = previous.document(document.id)
+    new = row_of(document)
+    if old is None:
+        return None
+    same = (old.title, old.format, old.text, old.body_start, old.pages)
+    if same == (new.title, new.format, new.text, new.body_start, new.pages):
+        return new
+    return None
 
 
-def document_of(row: DocumentRow) -> Document:
+def as_document(row: DocumentRow) -> Document:
     """A stored document as the splitter takes it (to split it again)."""
     return Document(
         row.id, row.title, row.source, row.text, row.format, row.body_start, list(row.pages)
+    )
+
+
+def build_info(
+    collection: str, previous: Collection | None, update: Update, model: ModelInfo, next_id: int
+) -> BuildInfo:
+    """What the manifest records about a build; folders and options are kept from the
+    previous generation unless the update gives them."""
+    before = previous.manifest if previous is not None else None
+    sources = update.sources
+    if sources is None:
+        sources = list(before.sources) if before is not None else []
+    options = update.source_options
+    if options is None:
+        options = before.source_options if before is not None else SourceOptions()
+    assert update.split is not None  # settled when the run started
+    return BuildInfo(
+        collection=collection,
+        model=model,
+        passage_settings=update.split,
+        next_passage_id=next_id,
+        sources=sources,
+        source_options=options,
     )

@@ -1,43 +1,33 @@
-"""Reading a collection: the live generation loaded, checked, and searched."""
+"""Reading a collection: the live generation's segments loaded, checked, and searched as one.
+
+Rows of every segment, in the manifest's order, are the collection's rows; ``live`` marks the
+rows no deletion hides. Every search takes an optional ``allowed`` mask over those rows
+(deleted rows are never allowed) and applies it inside the search, before top-k is cut:
+deletions today, permissions and filters tomorrow.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from qa.errors import CollectionNotFound, StoreError
-from qa.store.layout import (
-    BM25,
-    FAISS,
-    SENTENCE_SPANS,
-    SENTENCE_VECTORS,
-    SQLITE,
-    UPLOADS,
-    current_generation,
-    sha256_file,
+from qa.store.layout import DELETIONS, SEGMENTS, UPLOADS, current_generation
+from qa.store.lexical import Lexical
+from qa.store.manifest import (
+    FORMAT_VERSION,
+    LEGACY_VERSION,
+    Manifest,
+    ModelInfo,
+    format_error,
+    read_manifest,
 )
-from qa.store.lexical import LexicalIndex
-from qa.store.manifest import FORMAT_VERSION, Manifest, ModelInfo, format_error, read_manifest
-from qa.store.sql import (
-    PASSAGES_WITH_DOCUMENT,
-    Database,
-    DocumentRow,
-    PassageRow,
-    document_row,
-    passage_row,
-)
-
-if TYPE_CHECKING:
-    import sqlite3
-
-    import faiss
-
-SMALL_INDEX = 200_000  # below this many vectors FAISS searches in one thread
-
-Sentences = tuple[list[tuple[int, int]], np.ndarray]  # spans inside the passage, their vectors
+from qa.store.segment import Segment, Sentences
+from qa.store.sql import PASSAGES_WITH_DOCUMENT, DocumentRow, PassageRow, document_row, passage_row
+from qa.store.verify import check_model, verify_generation
 
 
 class Collection:
@@ -48,22 +38,32 @@ class Collection:
         name: str,
         path: Path,
         manifest: Manifest,
-        dense: faiss.IndexIDMap2,
-        lexical: LexicalIndex,
+        segments: list[Segment],
+        deletions: Mapping[str, list[str]],
     ) -> None:
         self.name = name
         self.path = path
         self.manifest = manifest
-        self.dense = dense
-        self.lexical = lexical
-        self._sentence_spans = _load_array(path / SENTENCE_SPANS)
-        self._sentence_keys = (
-            np.ascontiguousarray(self._sentence_spans[:, 0])
-            if len(self._sentence_spans)
+        self.segments = segments
+        self.deletions = {k: set(v) for k, v in deletions.items()}
+        self.offsets = np.cumsum([0] + [len(s) for s in segments])
+        self.ids = (
+            np.concatenate([np.asarray(s.ids) for s in segments])
+            if segments
             else np.zeros(0, dtype=np.int64)
         )
-        self._sentence_vectors = _load_array(path / SENTENCE_VECTORS)
-        self._db = Database(path / SQLITE)
+        self.live = np.ones(len(self.ids), dtype=bool)
+        for number, segment in enumerate(segments):
+            hidden = sorted(self.deletions.get(segment.name, ()))
+            if hidden:
+                rows = segment.db.select_in(
+                    "SELECT id FROM passages WHERE document_id IN ({marks})", hidden
+                )
+                local = segment.rows_of(np.array([r["id"] for r in rows], dtype=np.int64))
+                self.live[self.offsets[number] + local[local >= 0]] = False
+        self.lexical = Lexical(
+            [s.postings for s in segments], self.offsets.tolist(), self.live, self.ids
+        )
         roots = [Path(p) for p in manifest.sources if p.startswith("/")]
         self._roots = [*roots, path.parent / UPLOADS]
 
@@ -74,39 +74,46 @@ class Collection:
         expect_model: ModelInfo | Mapping[str, object] | None = None,
         verify: bool = True,
         generation: str | None = None,
+        locked: bool = False,
     ) -> Collection:
         """Load the live generation (or ``generation``, written but not yet live: the
         indexing gate scores it before the switch), checking manifest, checksums and model.
 
         ``expect_model`` is the configured model (a :class:`ModelInfo`, or its fields as a
-        mapping); a collection built with another one is refused.
+        mapping); a collection built with another one is refused. A collection in the
+        previous format (one flat index per generation) is converted once, first (``locked``:
+        the caller holds the writer lock).
         """
-        import faiss
-
         name = collection_dir.name
         generation = generation or current_generation(collection_dir)
         if generation is None:
             raise CollectionNotFound(f"collection {name!r} has not been indexed")
-        path = collection_dir / generation
         manifest = read_manifest(collection_dir, generation)
+        if manifest.format_version == LEGACY_VERSION:
+            from qa.store.convert import convert_legacy
+
+            convert_legacy(collection_dir, generation, locked)
+            return cls.load(collection_dir, expect_model, verify, locked=locked)
         if manifest.format_version != FORMAT_VERSION:
             raise format_error(name, manifest.format_version)
         if expect_model is not None:
             check_model(name, manifest.model, ModelInfo.model_validate(expect_model))
+        path = collection_dir / generation
         if verify:
-            _verify_files(name, path, manifest)
+            verify_generation(name, collection_dir, manifest)
         try:
-            dense = faiss.read_index(str(path / FAISS))
-            lexical = LexicalIndex.load(path / BM25)
-            return cls(name, path, manifest, dense, lexical)
+            deletions = json.loads((path / DELETIONS).read_text(encoding="utf-8"))
+            segments = [Segment(collection_dir / SEGMENTS / s.name) for s in manifest.segments]
+            return cls(name, path, manifest, segments, deletions)
         except Exception as exc:  # noqa: BLE001 - any failure to load is reported as a damaged store
             raise StoreError(
                 f"collection {name!r} could not be loaded: {exc}; rebuild it with `qa index --full`"
             ) from None
 
     def close(self) -> None:
-        """Close the SQLite connection (the arrays are unmapped with the object)."""
-        self._db.close()
+        """Close the SQLite connections (the arrays are unmapped with the object)."""
+        for segment in self.segments:
+            segment.close()
 
     @property
     def generation(self) -> str:
@@ -115,8 +122,13 @@ class Collection:
 
     @property
     def counts(self) -> dict[str, int]:
-        """``{"documents": n, "passages": m}``."""
+        """``{"documents": n, "passages": m}`` (live ones)."""
         return self.manifest.counts.model_dump()
+
+    @property
+    def dimension(self) -> int:
+        """Width of the vectors."""
+        return self.manifest.model.dimension
 
     def public_source(self, source: str) -> str:
         """``source`` as readers may see it: never an absolute path on this machine.
@@ -132,47 +144,115 @@ class Collection:
                 return root.name + source[len(prefix) :]
         return Path(source.split(":", 1)[0]).name
 
+    # ------------------------------------------------------------------ rows and masks
+    def live_ids(self) -> np.ndarray:
+        """Ids of every live passage, in row order."""
+        return self.ids[self.live]
+
+    def rows_of(self, passage_ids: Iterable[int]) -> np.ndarray:
+        """The collection row of each live passage id (-1 for ids that are not live)."""
+        wanted = np.fromiter((int(i) for i in passage_ids), dtype=np.int64)
+        out = np.full(len(wanted), -1, dtype=np.int64)
+        for number, segment in enumerate(self.segments):
+            local = segment.rows_of(wanted)
+            found = local >= 0
+            rows = self.offsets[number] + local[found]
+            out[np.flatnonzero(found)[self.live[rows]]] = rows[self.live[rows]]
+        return out
+
+    def allow(self, passage_ids: Iterable[int]) -> np.ndarray:
+        """A mask over the collection's rows allowing only ``passage_ids`` (for ``allowed=``)."""
+        mask = np.zeros(len(self.ids), dtype=bool)
+        rows = self.rows_of(passage_ids)
+        mask[rows[rows >= 0]] = True
+        return mask
+
+    def _located(self, passage_ids: Iterable[int]) -> Iterator[tuple[Segment, np.ndarray]]:
+        """Each segment with the live ids of ``passage_ids`` it holds, and their local rows."""
+        wanted = np.fromiter((int(i) for i in passage_ids), dtype=np.int64)
+        rows = self.rows_of(wanted)
+        for number, segment in enumerate(self.segments):
+            inside = (rows >= self.offsets[number]) & (rows < self.offsets[number + 1])
+            if inside.any():
+                yield segment, np.stack([wanted[inside], rows[inside] - self.offsets[number]])
+
+    # ------------------------------------------------------------------ text
     def passages(self, ids: Iterable[int]) -> dict[int, PassageRow]:
-        """Passages by id (ids not in this generation are absent from the result)."""
+        """Live passages by id (other ids are absent from the result)."""
         sql = f"{PASSAGES_WITH_DOCUMENT} WHERE p.id IN ({{marks}})"
-        rows = self._db.select_in(sql, [int(i) for i in ids])
-        return {row["id"]: self._passage(row) for row in rows}
+        out = {}
+        for segment, found in self._located(ids):
+            for row in segment.db.select_in(sql, found[0].tolist()):
+                out[row["id"]] = self._passage(row)
+        return out
 
     def passage(self, passage_id: int) -> PassageRow | None:
-        """One passage, or ``None`` when this generation has no such id."""
+        """One passage, or ``None`` when this generation has no such live id."""
         return self.passages([passage_id]).get(passage_id)
 
     def neighbours(self, passage: PassageRow, before: int = 1, after: int = 1) -> list[PassageRow]:
         """The passage with up to ``before``/``after`` passages around it in its document."""
-        rows = self._db.select(
-            f"{PASSAGES_WITH_DOCUMENT} WHERE p.document_id = ? AND p.ordinal BETWEEN ? AND ? "
-            "ORDER BY p.ordinal",
-            (passage.document_id, passage.ordinal - before, passage.ordinal + after),
-        )
-        return [self._passage(row) for row in rows]
+        for segment, _ in self._located([passage.id]):
+            rows = segment.db.select(
+                f"{PASSAGES_WITH_DOCUMENT} WHERE p.document_id = ? AND p.ordinal BETWEEN ? AND ? "
+                "ORDER BY p.ordinal",
+                (passage.document_id, passage.ordinal - before, passage.ordinal + after),
+            )
+            return [self._passage(row) for row in rows]
+        return []
 
     def passages_of(self, document_ids: Iterable[str]) -> list[PassageRow]:
-        """All passages of the given documents, in the order given, then passage order."""
-        sql = (
-            f"{PASSAGES_WITH_DOCUMENT} WHERE p.document_id IN ({{marks}}) "
-            "ORDER BY p.document_id, p.ordinal"
-        )
-        return [self._passage(row) for row in self._db.select_in(sql, document_ids)]
+        """All live passages of the given documents, by document id, then passage order."""
+        wanted = list(document_ids)
+        sql = f"{PASSAGES_WITH_DOCUMENT} WHERE p.document_id IN ({{marks}})"
+        rows = []
+        for segment in self.segments:
+            hidden = self.deletions.get(segment.name, set())
+            rows += [
+                self._passage(r)
+                for r in segment.db.select_in(sql, wanted)
+                if r["document_id"] not in hidden
+            ]
+        return sorted(rows, key=lambda p: (p.document_id, p.ordinal))
 
-    def _passage(self, row: sqlite3.Row) -> PassageRow:
-        return passage_row(row, self.public_source(row["source"]))
+    def _passage(self, row: object) -> PassageRow:
+        return passage_row(row, self.public_source(row["source"]))  # type: ignore[index, arg-type]
+
+    def _documents(self, sql: str, params: Iterable[object]) -> Iterator[tuple[Segment, object]]:
+        """Live document rows of ``sql`` in every segment, newest segment first."""
+        for segment in reversed(self.segments):
+            hidden = self.deletions.get(segment.name, set())
+            for row in segment.db.select_in(sql, list(params)):
+                if row["id"] not in hidden:
+                    yield segment, row
 
     def document(self, document_id: str) -> DocumentRow | None:
-        """One document, or ``None`` when this generation has no such id."""
-        rows = self._db.select("SELECT * FROM documents WHERE id = ?", (document_id,))
-        if not rows:
-            return None
-        return document_row(rows[0], self.public_source(rows[0]["source"]))
+        """One document, or ``None`` when this generation has no such live id."""
+        for _, row in self._documents(
+            "SELECT * FROM documents WHERE id IN ({marks})", [document_id]
+        ):
+            return document_row(row, self.public_source(row["source"]))  # type: ignore[index, arg-type]
+        return None
 
     def document_hashes(self) -> dict[str, str]:
-        """``{document_id: content_hash}`` for every document."""
-        rows = self._db.select("SELECT id, content_hash FROM documents")
-        return {row["id"]: row["content_hash"] for row in rows}
+        """``{document_id: content_hash}`` for every live document."""
+        out = {}
+        for segment in self.segments:
+            hidden = self.deletions.get(segment.name, set())
+            for row in segment.db.select("SELECT id, content_hash FROM documents"):
+                if row["id"] not in hidden:
+                    out[row["id"]] = row["content_hash"]
+        return out
+
+    def document_segments(self) -> dict[str, str]:
+        """``{document_id: segment name}`` for every live document."""
+        out = {}
+        for segment in self.segments:
+            hidden = self.deletions.get(segment.name, set())
+            for row in segment.db.select("SELECT id FROM documents"):
+                if row["id"] not in hidden:
+                    out[row["id"]] = segment.name
+        return out
 
     def iter_documents(self, ids: Iterable[str]) -> Iterator[DocumentRow]:
         """The documents of ``ids`` that exist, one query each, in the order given."""
@@ -182,87 +262,63 @@ class Collection:
                 yield row
 
     def ids_by_embed_hash(self, hashes: Iterable[str]) -> dict[str, int]:
-        """A passage id for each embedded-text hash already in this generation."""
-        sql = (
-            "SELECT embed_hash, MIN(id) AS id FROM passages WHERE embed_hash IN ({marks}) "
-            "GROUP BY embed_hash"
-        )
-        return {
-            row["embed_hash"]: row["id"] for row in self._db.select_in(sql, sorted(set(hashes)))
-        }
+        """A live passage id for each embedded-text hash already in this generation."""
+        sql = "SELECT embed_hash, id FROM passages WHERE embed_hash IN ({marks})"
+        wanted = sorted(set(hashes))
+        found: dict[str, int] = {}
+        for segment in self.segments:
+            rows = segment.db.select_in(sql, wanted)
+            ids = np.array([r["id"] for r in rows], dtype=np.int64)
+            live = self.rows_of(ids) >= 0
+            for row, alive in zip(rows, live):
+                if alive and row["id"] < found.get(row["embed_hash"], 1 << 62):
+                    found[row["embed_hash"]] = row["id"]
+        return found
 
+    # ------------------------------------------------------------------ vectors
     def sentences(self, ids: Iterable[int]) -> dict[int, Sentences]:
         """``{passage_id: (spans, vectors)}`` of the passages' sentences (spans inside the
         passage)."""
-        wanted = np.fromiter((int(i) for i in ids), dtype=np.int64)
-        firsts = np.searchsorted(self._sentence_keys, wanted)
-        lasts = np.searchsorted(self._sentence_keys, wanted + 1)
         out: dict[int, Sentences] = {}
-        for passage_id, first, last in zip(wanted.tolist(), firsts.tolist(), lasts.tolist()):
-            if last > first:
-                spans = [(a, b) for a, b in self._sentence_spans[first:last, 1:].tolist()]
-                out[passage_id] = (spans, self._sentence_vectors[first:last].astype(np.float32))
+        for segment, found in self._located(ids):
+            out.update(segment.sentences(found[0]))
         return out
 
     def vectors(self, ids: Iterable[int]) -> np.ndarray:
-        """Stored vectors of the given passage ids."""
+        """Stored vectors of the given live passage ids, in the order given."""
         wanted = np.fromiter((int(i) for i in ids), dtype=np.int64)
-        if not len(wanted):
-            return np.zeros((0, self.dense.d), dtype=np.float32)
-        return self.dense.reconstruct_batch(wanted)
+        out = np.zeros((len(wanted), self.dimension), dtype=np.float32)
+        position = {int(i): n for n, i in enumerate(wanted)}
+        for segment, found in self._located(wanted):
+            out[[position[int(i)] for i in found[0]]] = segment.vectors(found[1])
+        return out
 
     def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(ids, vectors)`` of every passage, in the FAISS index's order."""
-        import faiss
+        """``(ids, vectors)`` of every live passage, in row order."""
+        ids = self.live_ids()
+        return ids, self.vectors(ids)
 
-        ids = faiss.vector_to_array(self.dense.id_map).astype(np.int64)
-        if not len(ids):
-            return ids, np.zeros((0, self.dense.d), dtype=np.float32)
-        return ids, self.dense.index.reconstruct_n(0, self.dense.ntotal)
-
-    def dense_search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top ``k`` passage ids and cosine scores for each query vector."""
-        import faiss
-
-        k = min(k, self.dense.ntotal)
-        if k <= 0:
+    def dense_search(
+        self, vectors: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` live (and ``allowed``) passage ids and cosine scores per query vector,
+        merged across segments; ids are -1 past the last match."""
+        vectors = np.atleast_2d(vectors)
+        mask = self.live if allowed is None else self.live & allowed
+        found_ids, found_scores = [], []
+        for number, segment in enumerate(self.segments):
+            part = mask[self.offsets[number] : self.offsets[number + 1]]
+            if not part.any():
+                continue
+            scores, rows = segment.search(vectors, k, None if part.all() else part)
+            found_ids.append(np.where(rows >= 0, segment.ids[np.maximum(rows, 0)], -1))
+            found_scores.append(np.where(rows >= 0, scores, -np.inf))
+        if not found_ids:
             empty = np.zeros((len(vectors), 0))
             return empty.astype(np.int64), empty.astype(np.float32)
-        if self.dense.ntotal < SMALL_INDEX:
-            # a few queries over a small index: OpenMP threads cost more than they save (the
-            # setting is per calling thread, and requests run on several)
-            faiss.omp_set_num_threads(1)
-        scores, ids = self.dense.search(np.ascontiguousarray(vectors, dtype=np.float32), k)
-        return ids, scores
-
-
-def _verify_files(name: str, path: Path, manifest: Manifest) -> None:
-    """Every file the manifest lists is there with its checksum."""
-    for relative, checksum in manifest.files.items():
-        file = path / relative
-        if not file.exists() or sha256_file(file) != checksum:
-            raise StoreError(
-                f"collection {name!r} is corrupt: {path.name}/{relative} is missing or "
-                f"its checksum does not match the manifest; rebuild it with "
-                f"`qa index --full --collection {name} PATH`"
-            )
-
-
-def _load_array(path: Path) -> np.ndarray:
-    """A ``.npy`` file memory-mapped (loaded when empty, which can't be mapped); no pickle."""
-    try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError:
-        return np.load(path, allow_pickle=False)
-
-
-def check_model(name: str, built: ModelInfo, configured: ModelInfo) -> None:
-    """Refuse to search an index with vectors from another model."""
-    if built.dimension != configured.dimension or built.fingerprint != configured.fingerprint:
-        raise StoreError(
-            f"collection {name!r} was built with the model {built.name!r} "
-            f"({built.dimension}-d, fingerprint {built.fingerprint[:12]}), "
-            f"but the configured model is {configured.name!r} ({configured.dimension}-d, "
-            f"fingerprint {configured.fingerprint[:12]}); use the same --model/QA_MODEL, "
-            f"or rebuild with `qa index --full --collection {name} PATH`"
+        ids, scores = np.hstack(found_ids), np.hstack(found_scores)
+        k = min(k, ids.shape[1], int(mask.sum()))
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(ids, order, 1), np.take_along_axis(scores, order, 1).astype(
+            np.float32
         )

@@ -1,105 +1,78 @@
-"""The offline pipeline: documents -> passages -> vectors -> a new store generation.
+"""The offline pipeline: documents -> passages -> vectors -> new segments -> a new generation.
 
-Updates are incremental: documents whose content hash is unchanged keep their passages,
-passage ids and vectors; only new and changed documents are split and embedded (and even
-then a passage whose embedded text was seen before reuses its vector). Every update is
-written as a new generation and switched in atomically.
+Updates are incremental: documents whose content hash is unchanged stay in their segments
+with their passage ids and vectors; only new and changed documents are split, embedded and
+written to a new segment (and even then a passage whose embedded text was seen before
+reuses its vector); replaced and removed documents are hidden by the generation's deletion
+list. Every update is committed as a new generation and switched in atomically.
 
-One run: plan the change (:mod:`qa.store.changes`) -> split new documents -> vectors reused
-or embedded -> assemble rows (:mod:`qa.store.pipeline`) -> write (:mod:`qa.store.writer`).
+One run: documents stream in (:mod:`qa.store.changes` judges each) -> split, embed and write
+in batches (:mod:`qa.store.build`) -> commit (:mod:`qa.store.writer`) -> merge by policy
+(:mod:`qa.store.merge`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from qa.config import Settings
 from qa.encoding import Embedder
 from qa.errors import CollectionNotFound, NothingToIndex, StoreError
-from qa.ingest.corpus import drop_duplicates, strip_shared_title_suffix
+from qa.ingest.corpus import prepare_corpus
 from qa.ingest.discovery import discover
 from qa.ingest.documents import Document, Skip
-from qa.ingest.layout import repeated_paragraphs
 from qa.ingest.parsing import ParserPool
-from qa.store.changes import Plan, Update, plan_update
+from qa.store.build import SegmentBuild
+from qa.store.changes import Plan, Update, as_document, build_info
 from qa.store.collection import Collection
+from qa.store.dense import DenseParams
 from qa.store.layout import (
     UPLOADS,
-    clean_leftovers,
     current_generation,
     remove_uncommitted,
     upload_roots,
     writer_lock,
 )
-from qa.store.manifest import BuildInfo, ModelInfo, PassageSettings, SourceOptions, read_manifest
-from qa.store.pipeline import (
-    NewPassage,
-    PassageVectors,
-    assemble,
-    passage_vectors,
-    split_documents,
+from qa.store.manifest import (
+    ModelInfo,
+    PassageSettings,
+    SegmentRef,
+    SourceOptions,
+    read_manifest,
 )
-from qa.store.progress import progress
-from qa.store.sql import DocumentRow
-from qa.store.writer import Commit, GenerationData, Hook, write_generation
+from qa.store.merge import hide
+from qa.store.progress import bar, progress
+from qa.store.report import IndexReport
+from qa.store.segment import SegmentInfo
+from qa.store.writer import Commit, Hook, clean_up, commit_generation, segment_ref
 
 log = logging.getLogger("qa.store.indexer")
 
-# bump when the splitter's output changes: every document is split again (3: labels join
-# the paragraph after them, closing notes the one before; context labels; corpus furniture)
+# bump when the splitter's output changes: every document is split again (3: fragments join
+# both ways, headings as context, corpus furniture)
 SPLITTER_VERSION = 3
-
-
-@dataclass
-class IndexReport:
-    """What an indexing run did."""
-
-    collection: str
-    generation: str | None = None
-    documents: int = 0
-    passages: int = 0
-    added: int = 0
-    updated: int = 0
-    removed: int = 0
-    unchanged: int = 0
-    embedded: int = 0
-    reused_vectors: int = 0
-    relocated: int = 0  # unchanged documents whose source (path, JSONL line) moved
-    skipped: list[Skip] = field(default_factory=list)
-    full_rebuild: bool = False
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def changed(self) -> bool:
-        """Whether the run had anything to write."""
-        return bool(self.added or self.updated or self.removed or self.relocated)
-
-    def summary(self) -> str:
-        """One line for the terminal."""
-        return (
-            f"{self.documents} documents, {self.passages} passages "
-            f"({self.added} added, {self.updated} updated, {self.removed} removed, "
-            f"{self.unchanged} unchanged; {self.embedded} passages embedded), "
-            f"{len(self.skipped)} skipped"
-        )
-
-    def to_dict(self) -> dict[str, object]:
-        """The report as JSON (``qa index --json``, the write API)."""
-        out: dict[str, object] = {k: v for k, v in vars(self).items() if k != "skipped"}
-        out["skipped"] = [{"source": s.source, "reason": s.reason} for s in self.skipped]
-        return out
 
 
 class Indexer:
     """Builds and updates collections under ``settings.index_dir``."""
 
-    def __init__(self, settings: Settings, embedder: Embedder) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: Embedder,
+        parser: Callable[[], AbstractContextManager[ParserPool]] | None = None,
+    ) -> None:
         self.settings = settings
         self.embedder = embedder
+        # parses files (the Ray engine passes one that parses and embeds on a cluster)
+        self.parser = parser or (lambda: ParserPool.from_settings(settings))
+        # copies, site names and repeated paragraphs need every document's text first: done
+        # locally; a cluster build streams documents to the segments without them
+        self.corpus_rules = parser is None
 
     def split_settings(self, repeated: Iterable[str] = ()) -> PassageSettings:
         """How documents are split into passages (a change re-splits every document)."""
@@ -112,13 +85,26 @@ class Indexer:
         )
 
     def passage_settings(self) -> dict[str, int | bool]:
-        """The configured splitting (reports and cache keys use it); the corpus-dependent
-        ``repeated`` list, which only a build finds, is left out."""
+        """The configured splitting (reports, cache keys); without the corpus' ``repeated``."""
         return self.split_settings().model_dump(exclude={"repeated"})
 
     def uploads_dir(self, collection: str) -> Path:
         """Where documents added through the write API are kept as files."""
         return self.settings.collection_dir(collection) / UPLOADS
+
+    def dense_params(self) -> DenseParams:
+        """How new segments' dense indexes are chosen (``QA_DENSE_INDEX``)."""
+        return DenseParams(
+            choice=self.settings.dense_index, flat_below=self.settings.dense_flat_below
+        )
+
+    def for_engine(self, engine: str) -> Indexer:
+        """This indexer (``local``), or one that parses and embeds with Ray Data (``ray``)."""
+        if engine != "ray":
+            return self
+        from qa.store.ray_engine import ray_indexer  # Ray is an optional extra
+
+        return ray_indexer(self.settings, self.embedder)
 
     def index_paths(
         self,
@@ -136,22 +122,25 @@ class Indexer:
         started = time.perf_counter()
         roots = [Path(p).expanduser().resolve() for p in paths]
         uploads = [u for u in upload_roots(self.uploads_dir(collection)) if u not in roots]
-        documents, skipped = self._read(roots + uploads, follow_links, progress)
-        documents, copies = drop_duplicates(documents)
-        strip_shared_title_suffix(documents)
+        skipped: list[Skip] = []
+        read = self._read(roots + uploads, follow_links, progress, skipped)
+        documents, repeated = read, None
+        if self.corpus_rules:  # holds the documents' texts (not their vectors) until split
+            documents, copies, repeated = prepare_corpus(read)
+            skipped += copies
         update = Update(
             documents,
-            repeated=repeated_paragraphs(documents),
+            repeated=repeated,
+            before_switch=before_switch,
             remove_missing=True,
             full=full,
             progress=progress,
             hook=hook,
             sources=[str(r) for r in roots],
             source_options=SourceOptions(follow_links=follow_links),
-            before_switch=before_switch,
         )
         report = self._run(collection, update)
-        report.skipped = skipped + copies + report.skipped
+        report.skipped = skipped + report.skipped
         report.seconds["total"] = time.perf_counter() - started
         return report
 
@@ -188,42 +177,29 @@ class Indexer:
         return self._run(collection, update)
 
     def _read(
-        self, paths: list[Path], follow_links: bool, show: bool
-    ) -> tuple[list[Document], list[Skip]]:
-        """The documents under ``paths``, and the files skipped (each logged as it happens)."""
-        documents: list[Document] = []
-        skipped: list[Skip] = []
+        self, paths: list[Path], follow_links: bool, show: bool, skipped: list[Skip]
+    ) -> Iterator[Document]:
+        """The documents under ``paths``, as they are parsed; the files skipped go to
+        ``skipped`` (each logged as it happens)."""
         max_bytes = int(self.settings.max_file_mb * 2**20)
         # each file within its time and memory budget
-        with ParserPool.from_settings(self.settings) as parser:
+        with self.parser() as parser:
             found = discover(paths, max_bytes, follow_links, parser)
             for item in progress(found, show, "Reading", "file"):
                 if isinstance(item, Skip):
                     log.warning("%s", item)
                     skipped.append(item)
                 else:
-                    documents.append(item)
-        return documents, skipped
+                    yield item
 
     def _open_previous(
         self, directory: Path, update: Update, report: IndexReport
     ) -> Collection | None:
-        """The live generation to build on (``None``, and a full rebuild, when there is none).
-
-        Also settles how this run splits (``update.split``): the corpus' repeated paragraphs
-        are the ones just found, or, for an update of a few documents, the previous ones.
-        """
+        """The live generation to build on (``None``, and a full rebuild, when there is none);
+        settles ``update.split`` (a partial update keeps the previous repeated paragraphs)."""
         update.split = self.split_settings(update.repeated or ())
-        if update.full:
-            report.full_rebuild = True
-            return None
-        try:
-            previous = Collection.load(directory)
-        except CollectionNotFound:
-            report.full_rebuild = True
-            return None
-        except StoreError as exc:
-            log.warning("rebuilding from scratch: %s", exc)
+        previous = None if update.full else self._try_load(directory)
+        if previous is None:
             report.full_rebuild = True
             return None
         if update.repeated is None:
@@ -237,13 +213,23 @@ class Indexer:
             report.full_rebuild = True
         return previous
 
+    def _try_load(self, directory: Path) -> Collection | None:
+        """The live generation, or ``None`` (a damaged one is rebuilt from scratch)."""
+        try:
+            return Collection.load(directory, locked=True)
+        except CollectionNotFound:
+            return None
+        except StoreError as exc:
+            log.warning("rebuilding from scratch: %s", exc)
+            return None
+
     def _run(self, collection: str, update: Update) -> IndexReport:
         """Apply ``update`` under the collection's writer lock."""
         directory = self.settings.collection_dir(collection)
         report = IndexReport(collection=collection)
         timer = time.perf_counter()
         with writer_lock(directory):
-            for leftover in clean_leftovers(directory):
+            for leftover in clean_up(directory):
                 log.info("removed leftover %s", leftover)
             previous = self._open_previous(directory, update, report)
             try:
@@ -264,44 +250,126 @@ class Indexer:
         report: IndexReport,
         timer: float,
     ) -> IndexReport:
-        """Plan, split, embed, assemble and write one update (the writer lock is held)."""
+        """Judge, split, embed and write one update, then commit it (the writer lock is held)."""
 
         def step(stage: str) -> None:
             log.debug("stage %s", stage)
             if update.hook:
                 update.hook(stage)
 
-        plan = plan_update(previous, update, report)
-        if previous is not None and not report.changed and not report.full_rebuild:
-            return self._up_to_date(collection, previous, update, report, timer)
-        if not plan.kept and not plan.to_split:
-            raise NothingToIndex(
-                f"nothing to index in collection {collection!r}: no documents left"
-            )
-        step("split")
-        documents, pieces = self._split(plan, update, report)
-        if not plan.kept and not pieces:  # every document came out empty (bm25s can't index none)
-            raise NothingToIndex(
-                f"nothing to index in collection {collection!r}: no document has any text left"
-            )
-        report.seconds["split"] = time.perf_counter() - timer
-        started = time.perf_counter()
-        vectors = passage_vectors(self.embedder, previous, pieces, update.progress, step)
-        report.embedded, report.reused_vectors = vectors.embedded, vectors.reused
-        report.seconds["embed"] = time.perf_counter() - started
-        started = time.perf_counter()
-        data = self._assemble(collection, previous, plan, documents, pieces, vectors, update)
-        report.seconds["assemble"] = time.perf_counter() - started
-        started = time.perf_counter()
         directory = self.settings.collection_dir(collection)
-        report.generation = write_generation(directory, data, step, update.before_switch)
+        reuse = previous is not None and not report.full_rebuild
+        plan = Plan(previous, reuse, previous.document_hashes() if previous is not None else {})
+        # ids only ever grow, also across --full rebuilds, so an old citation never names another passage
+        first_id = (
+            previous.manifest.next_passage_id if previous is not None else _live_next_id(directory)
+        )
+        meter = bar(update.progress, None, "Embedding", "passage")
+        build = SegmentBuild(
+            directory,
+            self.embedder,
+            previous,
+            update.split or self.split_settings(),
+            self.dense_params(),
+            first_id,
+            step,
+            self.settings.segment_passages,
+            advance=meter.update,
+        )
+        try:
+            self._stream(plan, update, build, report)
+            if previous is not None and not report.changed and not report.full_rebuild:
+                return self._up_to_date(collection, previous, update, report, timer)
+            report.seconds["split_embed"] = time.perf_counter() - timer
+            started = time.perf_counter()
+            segments = build.finish()
+            meter.close()
+            self._refuse_empty(collection, plan, build, update, report)
+            report.generation, report.passages = self._commit(
+                collection, plan, build, segments, update, step
+            )
+        except BaseException:
+            meter.close()
+            build.abort()
+            raise
         report.seconds["write"] = time.perf_counter() - started
-        report.documents = len(data.documents)
-        report.passages = len(data.passages)
+        report.embedded, report.reused_vectors = build.counts.embedded, build.counts.reused
         log.debug(
             "collection %r: generation %s live; %s", collection, report.generation, report.summary()
         )
         return report
+
+    def _stream(self, plan: Plan, update: Update, build: SegmentBuild, report: IndexReport) -> None:
+        """Judge each document as it arrives; new and changed ones go to ``build``."""
+        for document in update.documents:
+            verdict, moved = plan.judge(document)
+            if verdict == "unchanged":
+                report.unchanged += 1
+            elif verdict == "moved" and moved is not None:
+                report.unchanged += 1
+                report.relocated += 1
+                build.relocate(moved)
+            else:
+                report.added += verdict == "new"
+                report.updated += verdict == "changed"
+                build.add(document)
+        report.removed = len(plan.removed(update))
+        if report.full_rebuild and plan.previous is not None and not update.remove_missing:
+            # settings changed under a partial update: keep the other documents by re-splitting them
+            others = sorted(set(plan.old_hashes) - plan.hidden - plan.seen)
+            for row in plan.previous.iter_documents(others):
+                build.add(as_document(row))
+
+    def _refuse_empty(
+        self, collection: str, plan: Plan, build: SegmentBuild, update: Update, report: IndexReport
+    ) -> None:
+        """Documents with no text are skipped (a write of given documents is refused whole),
+        and a collection with no document left is not written."""
+        for document in build.counts.empty:
+            reason = "no text to index after removing page furniture"
+            report.skipped.append(Skip(document.source, reason))
+            report.added -= document.id not in plan.old_hashes
+            report.updated -= document.id in plan.old_hashes
+        if not update.remove_missing and build.counts.empty:
+            raise report.skipped[-1]
+        kept = len(plan.old_hashes) - len(plan.hidden) if plan.reuse else 0
+        report.documents = kept + build.counts.documents
+        if report.documents <= 0:
+            detail = "no document has any text left" if build.counts.empty else "no documents left"
+            raise NothingToIndex(f"nothing to index in collection {collection!r}: {detail}")
+
+    def _commit(
+        self,
+        collection: str,
+        plan: Plan,
+        build: SegmentBuild,
+        segments: list[SegmentInfo],
+        update: Update,
+        step: Hook,
+    ) -> tuple[str, int]:
+        """Commit the new generation: the previous segments (their replaced and removed
+        documents hidden) and the new ones; its name and live passages."""
+        directory = self.settings.collection_dir(collection)
+        refs: list[SegmentRef] = []
+        deletions: dict[str, list[str]] = {}
+        kept = 0
+        if plan.reuse and plan.previous is not None:
+            refs, deletions = hide(plan.previous, plan.hidden)
+            kept = len(plan.old_hashes) - len(plan.hidden)
+        refs += [segment_ref(directory, info) for info in segments]
+        model = ModelInfo.model_validate(self.embedder.identity, from_attributes=True)
+        info = build_info(collection, plan.previous, update, model, build.next_id)
+        name = commit_generation(
+            directory,
+            info,
+            refs,
+            deletions,
+            documents=kept + build.counts.documents,
+            dense_index=self.settings.dense_index,
+            hook=step,
+            before_switch=update.before_switch,
+        )
+        return name, sum(r.live for r in refs)
 
     def _up_to_date(
         self,
@@ -320,65 +388,6 @@ class Indexer:
         if update.before_switch is not None:
             update.before_switch()
         return report
-
-    def _split(
-        self, plan: Plan, update: Update, report: IndexReport
-    ) -> tuple[list[DocumentRow], list[NewPassage]]:
-        """The rows and passages of the new and changed documents."""
-        show = update.progress and len(plan.to_split) > 200
-        documents = progress(plan.to_split, show, "Splitting", "doc")
-        assert update.split is not None
-        rows, pieces, empty = split_documents(documents, self.embedder, update.split)
-        for document in empty:
-            reason = "no text to index after removing page furniture"
-            report.skipped.append(Skip(document.source, reason))
-            report.added -= document.id not in plan.old_hashes
-            report.updated -= document.id in plan.old_hashes
-        if not update.remove_missing and report.skipped:
-            raise report.skipped[
-                -1
-            ]  # a write of given documents is refused whole when one has no text
-        return rows, pieces
-
-    def _assemble(
-        self,
-        collection: str,
-        previous: Collection | None,
-        plan: Plan,
-        documents: list[DocumentRow],
-        pieces: list[NewPassage],
-        vectors: PassageVectors,
-        update: Update,
-    ) -> GenerationData:
-        """The new generation: the kept documents' rows first, then the new ones."""
-        # ids only ever grow, also across --full rebuilds, so an old citation never names another passage
-        if previous is not None:
-            first_id = previous.manifest.next_passage_id
-        else:
-            first_id = _live_next_id(self.settings.collection_dir(collection))
-        build = self._build_info(collection, previous, update, first_id + len(pieces))
-        return assemble(previous, plan, documents, pieces, vectors, first_id, build)
-
-    def _build_info(
-        self, collection: str, previous: Collection | None, update: Update, next_id: int
-    ) -> BuildInfo:
-        """What the manifest records about this build; folders and options are kept from the
-        previous generation unless the update gives them."""
-        before = previous.manifest if previous is not None else None
-        sources = update.sources
-        if sources is None:
-            sources = list(before.sources) if before is not None else []
-        options = update.source_options
-        if options is None:
-            options = before.source_options if before is not None else SourceOptions()
-        return BuildInfo(
-            collection=collection,
-            model=ModelInfo.model_validate(self.embedder.identity, from_attributes=True),
-            passage_settings=update.split or self.split_settings(),
-            next_passage_id=next_id,
-            sources=sources,
-            source_options=options,
-        )
 
 
 def _live_next_id(directory: Path) -> int:

@@ -3,14 +3,13 @@
 Layout of ``index/<collection>/``::
 
     CURRENT            name of the live generation (replaced atomically: the commit point)
-    gen-000007/        one complete, immutable generation
-        manifest.json  format, model identity, metric, counts, settings, file checksums
-        store.sqlite   documents and passages (text, offsets, hashes, page)
-        dense.faiss    IndexIDMap2 over inner-product vectors; ids are passage row ids
-        bm25/          bm25s arrays + ids.npy (row -> passage id)
-        sentences.npy  float16 sentence vectors, one row per sentence
-        sentence_spans.npy  int64 (passage id, start, end), sorted by passage id
-    .building-000008/  a build in progress (removed if its writer died)
+    gen-000007/        one immutable generation: which segments, which of their rows are gone
+        manifest.json  format, model identity, metric, counts, settings, segments, checksums
+        deletions.json documents deleted from each segment (their rows are hidden)
+    segments/
+        seg-000004/    immutable passages with their indexes (see qa/store/segment.py)
+        .building-<pid>-seg-000005/  a segment being written (removed if its writer died)
+    .building-000008/  a generation being written (removed if its writer died)
     .lock              held by the one writer
     uploads/           documents added through the write API (``.records/``: those sent as JSON)
 
@@ -32,16 +31,15 @@ from qa.errors import Busy
 
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
-SQLITE = "store.sqlite"
-FAISS = "dense.faiss"
-BM25 = "bm25"
-SENTENCE_VECTORS = "sentences.npy"  # float16, one row per sentence
-SENTENCE_SPANS = "sentence_spans.npy"  # int64 (passage id, start, end), sorted by passage id
+DELETIONS = "deletions.json"
+SEGMENTS = "segments"
+SEGMENT = "seg-"
 LOCK = ".lock"
 UPLOADS = "uploads"
 RECORDS = ".records"  # documents sent as JSON (see qa/ingest/uploads.py)
 GENERATION = "gen-"
 BUILDING = ".building-"
+_IN_PROGRESS: set[Path] = set()  # segment folders this process is writing (a merge thread's)
 
 
 def current_generation(collection_dir: Path) -> str | None:
@@ -73,6 +71,59 @@ def next_generation_name(collection_dir: Path) -> str:
         if p.name.split("-")[-1].isdigit()
     ]
     return f"{GENERATION}{max(numbers, default=0) + 1:06d}"
+
+
+def new_segment_dir(collection_dir: Path) -> tuple[str, Path]:
+    """A fresh segment name and the folder it is built in (created here, so two writers in
+    one collection, a merge and an update, never pick the same name)."""
+    folder = collection_dir / SEGMENTS
+    folder.mkdir(parents=True, exist_ok=True)
+    while True:
+        numbers = [
+            int(p.name.rsplit("-", 1)[-1])
+            for p in folder.iterdir()
+            if p.name.rsplit("-", 1)[-1].isdigit()
+        ]
+        name = f"{SEGMENT}{max(numbers, default=0) + 1:06d}"
+        building = folder / f"{BUILDING}{os.getpid()}-{name}"
+        try:
+            building.mkdir()
+        except FileExistsError:
+            continue
+        _IN_PROGRESS.add(building)
+        return name, building
+
+
+def finish_segment_dir(building: Path, name: str) -> Path:
+    """Move a written segment to its final name (it is not live until a generation lists it)."""
+    target = building.parent / name
+    building.rename(target)
+    fsync_dir(building.parent)
+    _IN_PROGRESS.discard(building)
+    return target
+
+
+def drop_segment_dir(building: Path) -> None:
+    """Remove a segment that will not be used (an aborted build or merge)."""
+    shutil.rmtree(building, ignore_errors=True)
+    _IN_PROGRESS.discard(building)
+
+
+def _dead_build(path: Path) -> bool:
+    """A segment build folder whose writer is gone (another process that died, or not one
+    of this process's builds in progress)."""
+    owner = path.name[len(BUILDING) :].split("-", 1)[0]
+    if not owner.isdigit():
+        return True
+    if int(owner) == os.getpid():
+        return path not in _IN_PROGRESS
+    try:
+        os.kill(int(owner), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def building_dir(collection_dir: Path, generation: str) -> Path:
@@ -145,15 +196,23 @@ def writer_lock(collection_dir: Path, wait: bool = False) -> Iterator[None]:
         handle.close()
 
 
-def clean_leftovers(collection_dir: Path, keep_previous: int = 1) -> list[str]:
-    """Remove dead builds and old generations (call with the writer lock held)."""
-    removed = []
+def kept_generations(collection_dir: Path, keep_previous: int = 1) -> list[str]:
+    """The live generation and the ``keep_previous`` before it (readers may still use those)."""
     live = current_generation(collection_dir)
     generations = sorted(p.name for p in collection_dir.glob(f"{GENERATION}*") if p.is_dir())
-    keep = set()
-    if live in generations:
-        position = generations.index(live)
-        keep = set(generations[max(0, position - keep_previous) : position + 1])
+    if live not in generations:
+        return []
+    position = generations.index(live)
+    return generations[max(0, position - keep_previous) : position + 1]
+
+
+def clean_leftovers(
+    collection_dir: Path, keep_previous: int = 1, segments: set[str] | None = None
+) -> list[str]:
+    """Remove dead builds, old generations and, given the ``segments`` the kept generations
+    use, every other segment (call with the writer lock held)."""
+    removed = []
+    keep = set(kept_generations(collection_dir, keep_previous))
     for path in collection_dir.iterdir():
         dead_build = path.name.startswith(BUILDING)
         old_generation = path.name.startswith(GENERATION) and path.name not in keep
@@ -163,6 +222,12 @@ def clean_leftovers(collection_dir: Path, keep_previous: int = 1) -> list[str]:
         elif path.name.startswith(f"{CURRENT}.tmp"):
             path.unlink(missing_ok=True)
             removed.append(path.name)
+    if segments is not None and (collection_dir / SEGMENTS).is_dir():
+        for path in (collection_dir / SEGMENTS).iterdir():
+            building = path.name.startswith(BUILDING)
+            if (building and _dead_build(path)) or (not building and path.name not in segments):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(f"{SEGMENTS}/{path.name}")
     for partial in collection_dir.glob(f"{UPLOADS}/**/.*.tmp*"):  # an upload cut off mid-save
         partial.unlink(missing_ok=True)
         removed.append(partial.relative_to(collection_dir).as_posix())

@@ -1,9 +1,26 @@
-"""BM25 over passages (bm25s), stored beside the FAISS index with the same passage ids."""
+"""BM25 over segments with collection-wide statistics.
+
+Each segment stores term frequencies, not scores (bm25s precomputes scores from one
+index's idf and average length, which can't be merged): a vocabulary ordered by hash, postings
+(rows and term frequencies, grouped by term) and each passage's length in tokens. At
+query time the document frequency of each query term, the number of live passages and
+their average length are taken over the live rows of every segment, so a passage scores
+exactly as it would in one fresh index over the same live passages, whatever segment it
+sits in. The formula is bm25s's default ("lucene"), so scores equal the single index the
+collection used before segments.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import logging
+import math
+import mmap
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
@@ -12,11 +29,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    import bm25s
     import Stemmer
 
-IDS_FILE = "ids.npy"
 K1, B = 1.2, 0.75  # the usual BM25 defaults (Robertson & Zaragoza); not tuned per collection
+TERMS, OFFSETS = "terms.bin", "term_offsets.npy"  # UTF-8 terms, and where each starts
+HASHES = "term_hashes.npy"  # uint64 hash of each term, ascending: terms are found by hash
+INDPTR, ROWS, FREQS, LENGTHS = "indptr.npy", "rows.npy", "tf.npy", "lengths.npy"
+CACHED_POSTINGS = 4_000_000  # scored postings remembered per loaded generation (~48 MB)
 
 
 @lru_cache(maxsize=1)
@@ -38,78 +57,264 @@ def _stemmer() -> Stemmer.Stemmer:
 
 def tokenize(texts: Sequence[str]) -> list[list[str]]:
     """Lower-cased, English-stopword-free, Snowball-stemmed tokens of each text."""
+    if not texts:
+        return []
     return _bm25s().tokenize(
         list(texts), stopwords="en", stemmer=_stemmer(), show_progress=False, return_ids=False
     )
 
 
-class LexicalIndex:
-    """A BM25 index whose row ``i`` is the passage with id ``ids[i]``."""
+class PostingsBuilder:
+    """Term frequencies of a segment's passages, gathered in batches, written once."""
 
-    def __init__(self, bm25: bm25s.BM25, ids: np.ndarray) -> None:
-        self.bm25 = bm25
-        self.ids = ids
-        self._row_of: np.ndarray | None = None
+    def __init__(self) -> None:
+        self._vocabulary: dict[str, int] = {}
+        self._terms: list[np.ndarray] = []
+        self._rows: list[np.ndarray] = []
+        self._freqs: list[np.ndarray] = []
+        self._lengths: list[tuple[np.ndarray, np.ndarray]] = []  # (rows, lengths)
+        self.size = 0  # rows: one past the highest row added
 
-    @classmethod
-    def build(cls, texts: Sequence[str], ids: np.ndarray) -> LexicalIndex:
-        """Index ``texts``; row ``i`` is the passage ``ids[i]``."""
-        bm25 = _bm25s().BM25(k1=K1, b=B)
-        tokens = tokenize(texts)
-        if not any(tokens):
-            tokens = [["\u2205"]] * len(texts)  # bm25s can't index an empty vocabulary
-        bm25.index(tokens, show_progress=False)
-        return cls(bm25, np.asarray(ids, dtype=np.int64))
+    def add(self, texts: Sequence[str], first_row: int) -> None:
+        """Tokenize ``texts`` as rows ``first_row``, ``first_row + 1``, ..."""
+        self.add_tokens(tokenize(texts), first_row)
+
+    def add_tokens(self, documents: Sequence[Sequence[str]], first_row: int) -> None:
+        """Add tokenized passages as rows ``first_row``, ``first_row + 1``, ..."""
+        vocabulary = self._vocabulary
+        for row, tokens in enumerate(documents, start=first_row):
+            if not tokens:
+                continue
+            ids = np.fromiter(
+                (vocabulary.setdefault(t, len(vocabulary)) for t in tokens), dtype=np.int64
+            )
+            terms, counts = np.unique(ids, return_counts=True)
+            self._append(terms, np.full(len(terms), row, dtype=np.int32), counts)
+        lengths = np.fromiter((len(t) for t in documents), dtype=np.int32, count=len(documents))
+        self._lengths.append((np.arange(first_row, first_row + len(documents)), lengths))
+        self.size = max(self.size, first_row + len(documents))
+
+    def add_segment(self, postings: Postings, new_rows: np.ndarray) -> None:
+        """Copy another segment's postings, its row ``i`` becoming ``new_rows[i]`` (-1: dropped)."""
+        words = postings.vocabulary()
+        vocabulary = self._vocabulary
+        local = np.fromiter(
+            (vocabulary.setdefault(w, len(vocabulary)) for w in words),
+            dtype=np.int64,
+            count=len(words),
+        )
+        terms = np.repeat(local, np.diff(np.asarray(postings.indptr)))
+        rows = new_rows[np.asarray(postings.rows)]
+        keep = rows >= 0
+        self._append(terms[keep], rows[keep].astype(np.int32), np.asarray(postings.freqs)[keep])
+        kept = new_rows >= 0
+        self._lengths.append((new_rows[kept], np.asarray(postings.lengths)[kept]))
+        if kept.any():
+            self.size = max(self.size, int(new_rows[kept].max()) + 1)
+
+    def _append(self, terms: np.ndarray, rows: np.ndarray, freqs: np.ndarray) -> None:
+        self._terms.append(terms)
+        self._rows.append(rows)
+        self._freqs.append(freqs.astype(np.float32))
 
     def save(self, folder: Path) -> None:
-        """Write the index's arrays and JSON into ``folder`` (no pickle)."""
+        """Write the vocabulary (ordered by hash) and postings grouped by term (``.npy``, no pickle)."""
         folder.mkdir(parents=True, exist_ok=True)
-        self.bm25.save(str(folder), corpus=None, allow_pickle=False)
-        np.save(folder / IDS_FILE, self.ids, allow_pickle=False)
+        encoded = sorted(
+            (w.encode("utf-8") for w in self._vocabulary), key=lambda w: (term_hash(w), w)
+        )
+        words = [w.decode("utf-8") for w in encoded]
+        rank = np.empty(len(words), dtype=np.int64)  # id in the vocabulary -> sorted position
+        rank[[self._vocabulary[w] for w in words]] = np.arange(len(words))
+        offsets = np.zeros(len(words) + 1, dtype=np.int64)
+        np.cumsum([len(e) for e in encoded], out=offsets[1:])
+        (folder / TERMS).write_bytes(b"".join(encoded))
+        hashes = np.fromiter((term_hash(w) for w in encoded), dtype=np.uint64, count=len(encoded))
+        np.save(folder / HASHES, hashes, allow_pickle=False)
+        np.save(folder / OFFSETS, offsets, allow_pickle=False)
+        terms = rank[np.concatenate(self._terms)] if self._terms else np.zeros(0, np.int64)
+        rows = np.concatenate(self._rows) if self._rows else np.zeros(0, np.int32)
+        freqs = np.concatenate(self._freqs) if self._freqs else np.zeros(0, np.float32)
+        order = np.lexsort((rows, terms))
+        indptr = np.zeros(len(words) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(terms, minlength=len(words)), out=indptr[1:])
+        np.save(folder / INDPTR, indptr, allow_pickle=False)
+        np.save(folder / ROWS, rows[order], allow_pickle=False)
+        np.save(folder / FREQS, freqs[order], allow_pickle=False)
+        lengths = np.zeros(self.size, dtype=np.int32)
+        for positions, values in self._lengths:
+            lengths[positions] = values
+        np.save(folder / LENGTHS, lengths, allow_pickle=False)
 
-    @classmethod
-    def load(cls, folder: Path) -> LexicalIndex:
-        """An index saved by :meth:`save`."""
-        bm25 = _bm25s().BM25.load(str(folder), mmap=False, allow_pickle=False)
-        return cls(bm25, np.load(folder / IDS_FILE, allow_pickle=False))
 
-    def scores(self, query: str, context: Sequence[tuple[str, float]] = ()) -> np.ndarray:
-        """BM25 score of every passage row for ``query`` (zeros when no term matches).
+def term_hash(word: bytes) -> int:
+    """A 64-bit hash of a term (stable across processes, unlike ``hash``)."""
+    return int.from_bytes(hashlib.blake2b(word, digest_size=8).digest(), "little")
+
+
+def _load(path: Path) -> np.ndarray:
+    """A ``.npy`` file memory-mapped (loaded when empty, which can't be mapped); no pickle.
+
+    Returned as a plain array over the mapping: indexing a ``np.memmap`` costs ~10x more.
+    """
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False).view(np.ndarray)
+    except ValueError:
+        return np.load(path, allow_pickle=False)
+
+
+class Postings:
+    """One segment's term frequencies, memory-mapped."""
+
+    def __init__(self, folder: Path) -> None:
+        self._terms: bytes | mmap.mmap = b""
+        if (folder / TERMS).stat().st_size:  # an empty file can't be mapped
+            with (folder / TERMS).open("rb") as handle:
+                self._terms = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        self._offsets = _load(folder / OFFSETS)
+        self._hashes = _load(folder / HASHES)
+        self.indptr = _load(folder / INDPTR)
+        self.rows = _load(folder / ROWS)
+        self.freqs = _load(folder / FREQS)
+        self.lengths = _load(folder / LENGTHS)
+
+    def term(self, position: int) -> bytes:
+        """The term at ``position`` of the vocabulary."""
+        return self._terms[int(self._offsets[position]) : int(self._offsets[position + 1])]
+
+    def find(self, word: bytes) -> int:
+        """Position of ``word`` in the vocabulary, or -1 (by its hash, then its bytes)."""
+        key = term_hash(word)
+        position = int(np.searchsorted(self._hashes, np.uint64(key)))
+        while position < len(self._hashes) and int(self._hashes[position]) == key:
+            if self.term(position) == word:
+                return position
+            position += 1
+        return -1
+
+    def postings(self, word: bytes) -> tuple[np.ndarray, np.ndarray]:
+        """Rows holding ``word`` and its frequency in each."""
+        position = self.find(word)
+        if position < 0:
+            return np.zeros(0, np.int32), np.zeros(0, np.float32)
+        begin, end = int(self.indptr[position]), int(self.indptr[position + 1])
+        return np.asarray(self.rows[begin:end]), np.asarray(self.freqs[begin:end])
+
+    def vocabulary(self) -> list[str]:
+        """Every term, in the vocabulary's order (for merges)."""
+        data = bytes(self._terms)
+        offsets = self._offsets.tolist()
+        return [data[a:b].decode("utf-8") for a, b in itertools.pairwise(offsets)]
+
+
+@dataclass
+class Lexical:
+    """BM25 over the live rows of every segment; row numbers are the collection's rows."""
+
+    segments: list[Postings]
+    offsets: list[int]  # first collection row of each segment
+    live: np.ndarray  # bool per collection row
+    ids: np.ndarray  # passage id per collection row
+
+    def __post_init__(self) -> None:
+        lengths = [np.asarray(s.lengths, dtype=np.float64) for s in self.segments]
+        total = np.concatenate(lengths) if lengths else np.zeros(0)
+        self.count = int(self.live.sum())
+        self.average_length = float(total[self.live].mean()) if self.count else 1.0
+        self._lengths = total.astype(np.float32)
+        self._row_of: np.ndarray | None = None
+        self._cache: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._cached = 0  # postings held by the cache
+        self._lock = threading.Lock()
+
+    def scores(
+        self,
+        query: str,
+        context: Sequence[tuple[str, float]] = (),
+        allowed: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """BM25 score of every row for ``query`` (zero for deleted rows and rows not
+        ``allowed``; zeros everywhere when no term matches).
 
         ``context`` adds further query texts with their weights (a follow-up's history).
         """
-        total = self._scores(query)
-        for text, weight in context:
-            total = total + weight * self._scores(text)
+        total = np.zeros(len(self.ids), dtype=np.float32)
+        mask = self.live if allowed is None else self.live & allowed
+        for text, weight in ((query, 1.0), *context):
+            self._add(total, tokenize([text])[0], weight, mask)
         return total
 
-    def _scores(self, query: str) -> np.ndarray:
-        """BM25 score of every row for one query text."""
-        tokens = tokenize([query])[0]
-        if not tokens or not len(self.ids):
-            return np.zeros(len(self.ids), dtype=np.float32)
-        return np.asarray(self.bm25.get_scores(tokens), dtype=np.float32)
+    def _add(self, total: np.ndarray, tokens: list[str], weight: float, mask: np.ndarray) -> None:
+        """Add ``weight`` × the BM25 score of ``tokens`` to ``total`` (repeated terms count
+        again, as in bm25s)."""
+        if not tokens or not self.count:
+            return
+        for word, repeats in zip(*np.unique(np.array(tokens, dtype=object), return_counts=True)):
+            rows, part = self._term(str(word))
+            if mask is not self.live:
+                keep = mask[rows]
+                rows, part = rows[keep], part[keep]
+            total[rows] += (weight * repeats) * part  # a term's rows are unique
+
+    def _term(self, word: str) -> tuple[np.ndarray, np.ndarray]:
+        """The live rows holding ``word`` and its BM25 score in each, remembered: they depend
+        only on this generation's statistics."""
+        with self._lock:
+            known = self._cache.get(word)
+            if known is not None:
+                self._cache.move_to_end(word)
+                return known
+        rows, freqs = self._postings(word.encode("utf-8"))
+        alive = self.live[rows]
+        rows, freqs = rows[alive], freqs[alive]
+        frequency = len(rows)  # document frequency over live rows only
+        idf = math.log(1 + (self.count - frequency + 0.5) / (frequency + 0.5))
+        norm = K1 * ((1 - B) + B * self._lengths[rows] / self.average_length)
+        found = rows, (idf * freqs / (norm + freqs)).astype(np.float32)
+        with self._lock:
+            self._cache[word] = found
+            self._cached += len(rows)
+            while self._cached > CACHED_POSTINGS and len(self._cache) > 1:
+                _, (old, _) = self._cache.popitem(last=False)
+                self._cached -= len(old)
+        return found
+
+    def _postings(self, word: bytes) -> tuple[np.ndarray, np.ndarray]:
+        """Collection rows holding ``word`` (in every segment) and its frequency in each."""
+        found = [s.postings(word) for s in self.segments]
+        rows = [r.astype(np.int64) + offset for (r, _), offset in zip(found, self.offsets)]
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        return np.concatenate(rows), np.concatenate([f for _, f in found])
 
     def top(self, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Passage ids and scores of the best ``k`` rows with a positive score."""
-        k = min(k, len(scores))
+        candidates = np.flatnonzero(scores > 0)
+        k = min(k, len(candidates))
         if k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        rows = np.argpartition(-scores, k - 1)[:k]
-        rows = rows[np.argsort(-scores[rows], kind="stable")]
-        rows = rows[scores[rows] > 0]
-        return self.ids[rows], scores[rows]
+        values = scores[candidates]
+        best = np.argpartition(-values, k - 1)[:k]
+        # ties by row, as an exhaustive sort of the whole score vector would order them
+        best = best[np.lexsort((candidates[best], -values[best]))]
+        return self.ids[candidates[best]], values[best]
 
     def search(
-        self, query: str, k: int, context: Sequence[tuple[str, float]] = ()
+        self,
+        query: str,
+        k: int,
+        context: Sequence[tuple[str, float]] = (),
+        allowed: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Passage ids and scores of the best ``k`` matches with a positive score."""
-        return self.top(self.scores(query, context), k)
+        return self.top(self.scores(query, context, allowed), k)
 
     def rows(self, passage_ids: np.ndarray) -> np.ndarray:
-        """Row of each passage id (ids are unique; a lookup table is built once)."""
+        """Row of each live passage id (a lookup table is built once)."""
         if self._row_of is None:
-            table = np.full(int(self.ids.max()) + 1 if len(self.ids) else 0, -1, dtype=np.int64)
-            table[self.ids] = np.arange(len(self.ids))
+            live = np.flatnonzero(self.live)
+            size = int(self.ids[live].max()) + 1 if len(live) else 0
+            table = np.full(size, -1, dtype=np.int64)
+            table[self.ids[live]] = live
             self._row_of = table
         return self._row_of[np.asarray(passage_ids, dtype=np.int64)]

@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_serializer
 from qa.errors import CollectionNotFound, StoreError
 from qa.store.layout import MANIFEST, current_generation
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: segments and deletions (2: one generation, one flat index)
+LEGACY_VERSION = 2  # converted once when loaded (qa/store/convert.py)
 METRIC = "inner_product"  # vectors are normalised: inner product is cosine
 
 
@@ -80,6 +81,23 @@ class BuildInfo(BaseModel):
         return options.model_dump(exclude_unset=True)
 
 
+class SegmentRef(BaseModel):
+    """A segment a generation uses, as the manifest lists it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    passages: int  # rows on disk, deleted ones included
+    deleted: int = 0  # rows of documents this generation deleted
+    dense: str  # the dense index's kind (flat, ivf-sq8, hnsw)
+    checksum: str  # SHA-256 of its segment.json (which holds its files' checksums)
+
+    @property
+    def live(self) -> int:
+        """Rows not deleted."""
+        return self.passages - self.deleted
+
+
 class Manifest(BuildInfo):
     """``manifest.json`` of one generation."""
 
@@ -89,6 +107,16 @@ class Manifest(BuildInfo):
     metric: str
     counts: Counts
     files: dict[str, str] = {}  # path inside the generation -> SHA-256
+    dense_index: str = "auto"  # QA_DENSE_INDEX when the generation was written
+    segments: list[SegmentRef] = []
+
+    def dense_summary(self) -> str:
+        """The dense indexes in use, e.g. ``ivf-sq8 (1 segment), flat (2 segments)``."""
+        kinds: dict[str, int] = {}
+        for segment in self.segments:
+            kinds[segment.dense] = kinds.get(segment.dense, 0) + 1
+        parts = [f"{k} ({n} segment{'s' * (n != 1)})" for k, n in sorted(kinds.items())]
+        return ", ".join(parts) or "none"
 
 
 def format_error(name: str, version: object) -> StoreError:
@@ -120,7 +148,7 @@ def read_manifest(collection_dir: Path, generation: str | None = None) -> Manife
     try:
         return Manifest.model_validate(raw)
     except ValidationError as exc:
-        if raw.get("format_version") != FORMAT_VERSION:
+        if raw.get("format_version") not in (FORMAT_VERSION, LEGACY_VERSION):
             raise format_error(name, raw.get("format_version")) from None
         problem = exc.errors()[0]
         where = ".".join(str(part) for part in problem["loc"])

@@ -4,27 +4,19 @@ their vectors, assemble the new generation's rows (kept documents first, then ne
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
 from qa.encoding import Embedder
 from qa.ingest.documents import Document
-from qa.ingest.passages import (
-    Passage,
-    embedding_text,
-    passage_contexts,
-    split_document,
-    title_for_embedding,
-)
+from qa.ingest.passages import Passage, embedding_text, split_document, title_for_embedding
 from qa.ingest.sentences import sentence_spans
-from qa.store.changes import Plan, document_of, row_of
+from qa.store.changes import row_of
 from qa.store.collection import Collection
-from qa.store.manifest import BuildInfo, PassageSettings
-from qa.store.progress import bar
+from qa.store.manifest import PassageSettings
 from qa.store.sql import DocumentRow, PassageRow
-from qa.store.writer import GenerationData, Hook
 
 
 @dataclass(frozen=True)
@@ -33,7 +25,7 @@ class NewPassage:
 
     document: Document
     passage: Passage
-    embedded_text: str  # the title line (when embedded) and the passage's text
+    embedded_text: str  # the title line (when embedded), the context label, the passage's text
     embed_hash: str  # of the model and ``embedded_text``: passages with equal hashes share a vector
 
 
@@ -46,17 +38,6 @@ class PassageVectors:
     spans: dict[str, list[tuple[int, int]]]  # inside the passage's text
     embedded: int = 0  # passages embedded now
     reused: int = 0  # passages whose vector was in the previous generation
-
-
-@dataclass
-class _Rows:
-    """The generation being assembled: the kept rows first, then the new ones."""
-
-    documents: list[DocumentRow] = field(default_factory=list)
-    passages: list[PassageRow] = field(default_factory=list)
-    vectors: list[np.ndarray] = field(default_factory=list)  # blocks of rows, in passage order
-    sentence_spans: list[tuple[int, int, int]] = field(default_factory=list)
-    sentence_vectors: list[np.ndarray] = field(default_factory=list)
 
 
 def embed_hash(model_fingerprint: str, text: str) -> str:
@@ -102,11 +83,10 @@ def passage_vectors(
     embedder: Embedder,
     previous: Collection | None,
     pieces: list[NewPassage],
-    show: bool,
-    step: Hook,
+    advance: Callable[[int], None],
 ) -> PassageVectors:
     """Vectors of the new passages: reused by embedded-text hash, the rest embedded
-    (``step("embed")`` after each chunk)."""
+    (``advance(n)`` after each chunk of ``n`` embedded)."""
     hashes = [p.embed_hash for p in pieces]
     reusable = reusable_vectors(previous, hashes) if previous is not None else {}
     by_hash = {p.embed_hash: p for p in pieces}
@@ -119,115 +99,37 @@ def passage_vectors(
     missing = sorted(h for h in by_hash if h not in reusable)
     if not missing:
         return vectors
-    embedder.model  # noqa: B018 - load before the progress bar starts timing
-    meter = bar(show, len(missing), "Embedding", "passage")
-
-    def advance(count: int) -> None:
-        meter.update(count)
-        step("embed")
-
     texts = [by_hash[h].embedded_text for h in missing]
     shifts = [len(by_hash[h].embedded_text) - len(by_hash[h].passage.text) for h in missing]
     spans = [shift(vectors.spans[h], moved) for h, moved in zip(missing, shifts)]
     embedded, sentence_vectors = embedder.encode_passages(texts, spans, progress=advance)
-    meter.close()
     vectors.passages.update(zip(missing, embedded))
     vectors.sentences.update(zip(missing, sentence_vectors))
     vectors.embedded = len(missing)
     return vectors
 
 
-def assemble(
-    previous: Collection | None,
-    plan: Plan,
-    documents: list[DocumentRow],
-    pieces: list[NewPassage],
-    vectors: PassageVectors,
-    first_id: int,
-    build: BuildInfo,
-) -> GenerationData:
-    """The new generation: the kept documents' rows first, then ``documents`` and ``pieces``
-    (numbered from ``first_id``)."""
-    rows = _kept_rows(previous, plan) if previous is not None else _Rows()
-    rows.documents += documents
-    dimension = build.model.dimension
-    _add_new_rows(rows, pieces, vectors, first_id, dimension)
-    lexical = lexical_texts(rows, pieces, build.passage_settings)
-    if rows.sentence_vectors:
-        sentence_vectors = np.concatenate(rows.sentence_vectors)
-    else:
-        sentence_vectors = np.zeros((0, dimension), dtype=np.float32)
-    return GenerationData(
-        documents=rows.documents,
-        passages=rows.passages,
-        vectors=np.concatenate(rows.vectors),
-        lexical_texts=lexical,
-        sentence_spans=np.asarray(rows.sentence_spans, dtype=np.int64).reshape(-1, 3),
-        sentence_vectors=sentence_vectors,
-        build=build,
-    )
+@dataclass
+class Rows:
+    """A batch of new rows for a segment, in ascending passage id order."""
+
+    passages: list[PassageRow]
+    vectors: np.ndarray
+    sentence_spans: np.ndarray  # (passage id, start, end)
+    sentence_vectors: np.ndarray
+    lexical_texts: list[str]
 
 
-def lexical_texts(rows: _Rows, pieces: list[NewPassage], settings: PassageSettings) -> list[str]:
-    """What BM25 indexes for each row: like what the model embeds, the document's title (when
-    embedded), the passage's context label and its text. The new rows are the last ones, in
-    the order of ``pieces``; kept passages' labels are found again in their documents."""
-    kept = rows.passages[: len(rows.passages) - len(pieces)]
-    documents = {d.id: d for d in rows.documents}
-    contexts = _kept_contexts(kept, documents, settings) + [p.passage.context for p in pieces]
-    return [
-        embedding_text(
-            documents[row.document_id].title if settings.title_in_embedding else "",
-            row.text,
-            context,
-        )
-        for row, context in zip(rows.passages, contexts)
-    ]
-
-
-def _kept_contexts(
-    passages: list[PassageRow], documents: dict[str, DocumentRow], settings: PassageSettings
-) -> list[str]:
-    """The context label of each kept passage, found again in its document's text."""
-    starts: dict[str, list[int]] = {}
-    for row in passages:
-        starts.setdefault(row.document_id, []).append(row.char_start)
-    repeated = frozenset(settings.repeated)
-    found = {
-        document_id: dict(
-            zip(at, passage_contexts(document_of(documents[document_id]), at, repeated))
-        )
-        for document_id, at in starts.items()
-    }
-    return [found[row.document_id][row.char_start] for row in passages]
-
-
-def _kept_rows(previous: Collection, plan: Plan) -> _Rows:
-    """Rows, vectors and sentences of the kept documents, copied from the previous generation."""
-    rows = _Rows()
-    if not plan.kept:
-        return rows
-    kept = sorted(plan.kept)
-    rows.documents = [plan.relocated.get(d.id, d) for d in previous.iter_documents(kept)]
-    rows.passages = previous.passages_of(kept)
-    if rows.passages:
-        rows.vectors.append(previous.vectors(p.id for p in rows.passages))
-        for passage_id, (spans, vectors) in previous.sentences(p.id for p in rows.passages).items():
-            rows.sentence_spans.extend((passage_id, a, b) for a, b in spans)
-            rows.sentence_vectors.append(vectors)
-    return rows
-
-
-def _add_new_rows(
-    rows: _Rows, pieces: list[NewPassage], vectors: PassageVectors, next_id: int, dimension: int
-) -> None:
-    """Append the new passages to ``rows``, numbered from ``next_id``."""
-    new_vectors = []
-    for piece in pieces:
+def new_rows(
+    pieces: list[NewPassage], vectors: PassageVectors, first_id: int, settings: PassageSettings
+) -> Rows:
+    """Rows of ``pieces``, numbered from ``first_id``."""
+    passages, spans, sentence_vectors, lexical = [], [], [], []
+    for number, piece in enumerate(pieces, start=first_id):
         passage = piece.passage
-        rows.passages.append(
+        passages.append(
             PassageRow(
-                id=next_id,
+                id=number,
                 document_id=piece.document.id,
                 ordinal=passage.ordinal,
                 paragraph=passage.paragraph,
@@ -240,11 +142,21 @@ def _add_new_rows(
                 title=piece.document.title,
             )
         )
-        new_vectors.append(vectors.passages[piece.embed_hash])
-        rows.sentence_spans.extend((next_id, a, b) for a, b in vectors.spans[piece.embed_hash])
-        rows.sentence_vectors.append(vectors.sentences[piece.embed_hash])
-        next_id += 1
-    rows.vectors.append(np.asarray(new_vectors, dtype=np.float32).reshape(-1, dimension))
+        spans += [(number, a, b) for a, b in vectors.spans[piece.embed_hash]]
+        sentence_vectors.append(vectors.sentences[piece.embed_hash])
+        title = piece.document.title if settings.title_in_embedding else ""
+        # like what the model embeds: the title, the heading the passage sits under, its text
+        lexical.append(embedding_text(title, passage.text, passage.context))
+    dimension = len(vectors.passages[pieces[0].embed_hash]) if pieces else 0
+    return Rows(
+        passages=passages,
+        vectors=np.asarray(
+            [vectors.passages[p.embed_hash] for p in pieces], dtype=np.float32
+        ).reshape(len(pieces), dimension),
+        sentence_spans=np.asarray(spans, dtype=np.int64).reshape(-1, 3),
+        sentence_vectors=np.concatenate(sentence_vectors) if sentence_vectors else np.zeros(0),
+        lexical_texts=lexical,
+    )
 
 
 def reusable_vectors(

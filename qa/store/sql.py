@@ -90,17 +90,30 @@ def _insert(table: str, columns: Sequence[str]) -> str:
     return f"INSERT INTO {table} ({names}) VALUES ({', '.join(':' + c for c in columns)})"
 
 
-def write_database(path: Path, documents: list[DocumentRow], passages: list[PassageRow]) -> None:
-    """Create the generation's ``store.sqlite`` holding ``documents`` and ``passages``."""
+def create_database(path: Path) -> sqlite3.Connection:
+    """A new, empty ``store.sqlite`` open for writing (commit and close it when done)."""
     connection = sqlite3.connect(path)
+    # the file is fsynced with its segment before any generation lists it: no journal needed
+    connection.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + SCHEMA)
+    return connection
+
+
+def insert_rows(
+    connection: sqlite3.Connection, documents: Iterable[DocumentRow], passages: Iterable[PassageRow]
+) -> None:
+    """Insert document and passage rows."""
+    connection.executemany(
+        _insert("documents", DOCUMENT_COLUMNS),
+        ({**vars(d), "pages": json.dumps(d.pages)} for d in documents),
+    )
+    connection.executemany(_insert("passages", PASSAGE_COLUMNS), (vars(p) for p in passages))
+
+
+def write_database(path: Path, documents: list[DocumentRow], passages: list[PassageRow]) -> None:
+    """Create a ``store.sqlite`` holding ``documents`` and ``passages``."""
+    connection = create_database(path)
     try:
-        # the file is fsynced with the whole generation before it goes live: no journal needed
-        connection.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + SCHEMA)
-        connection.executemany(
-            _insert("documents", DOCUMENT_COLUMNS),
-            ({**vars(d), "pages": json.dumps(d.pages)} for d in documents),
-        )
-        connection.executemany(_insert("passages", PASSAGE_COLUMNS), (vars(p) for p in passages))
+        insert_rows(connection, documents, passages)
         connection.commit()
     finally:
         connection.close()

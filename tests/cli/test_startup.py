@@ -69,15 +69,21 @@ def live(index: Path) -> Path:
 # --------------------------------------------------------------------------- startup failures
 
 
-@pytest.mark.parametrize("damaged", ["dense.faiss", "store.sqlite", "bm25/ids.npy"])
+def first_segment(index: Path) -> Path:
+    """The folder of the live generation's first segment."""
+    manifest = json.loads((live(index) / "manifest.json").read_text(encoding="utf-8"))
+    return index / "default" / "segments" / manifest["segments"][0]["name"]
+
+
+@pytest.mark.parametrize("damaged", ["dense.faiss", "store.sqlite", "lexical/rows.npy"])
 def test_corrupt_index_file_is_named(index_copy: Path, damaged: str) -> None:
-    target = live(index_copy) / damaged
+    segment = first_segment(index_copy)
+    target = segment / damaged
     data = bytearray(target.read_bytes())
     data[len(data) // 2] ^= 0xFF  # one flipped byte
     target.write_bytes(bytes(data))
-    line = assert_clear_failure(
-        serve(index_copy), 1, "corrupt", f"{live(index_copy).name}/{damaged}", "qa index --full"
-    )
+    where = f"segments/{segment.name}/{damaged}"
+    line = assert_clear_failure(serve(index_copy), 1, "corrupt", where, "qa index --full")
     assert "checksum" in line
 
 

@@ -35,6 +35,7 @@ from tests.helpers import ROOT
 pytestmark = pytest.mark.slow
 
 STAGE = re.compile(r"qa\.store\.indexer stage (\w+)")
+MERGE_STAGE = re.compile(r"qa\.store\.merge stage (\w+)")
 COLLECTION = "c"
 KEPT, GONE, NEW = 10, 4, 52  # files; every file has PARAGRAPHS paragraphs (one passage each)
 PARAGRAPHS = 10
@@ -210,9 +211,14 @@ def lab(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Lab:
 
 
 def run_and_kill(
-    lab: Lab, stage: str | None = None, nth: int = 1, delay: float | None = None
+    lab: Lab,
+    stage: str | None = None,
+    nth: int = 1,
+    delay: float | None = None,
+    merge: bool = False,
 ) -> Kill:
-    """Run `qa -v index` on the new folder; SIGKILL it at the nth ``stage`` line or ``delay`` s after "split"."""
+    """Run `qa -v index` on the new folder (`qa -v optimize --full` with ``merge``); SIGKILL
+    it at the nth ``stage`` line or ``delay`` s after "split"."""
     env = {
         **os.environ,
         "QA_INDEX_DIR": str(lab.settings.index_dir),
@@ -221,6 +227,9 @@ def run_and_kill(
         "TOKENIZERS_PARALLELISM": "false",
     }
     command = [sys.executable, "-m", "qa", "-v", "index", str(lab.docs), "--collection", COLLECTION]
+    if merge:
+        command = [sys.executable, "-m", "qa", "-v", "optimize", "--full", "-c", COLLECTION]
+    pattern = MERGE_STAGE if merge else STAGE
     process = subprocess.Popen(
         command,
         cwd=ROOT,
@@ -238,7 +247,7 @@ def run_and_kill(
         assert process.stderr is not None
         for line in process.stderr:
             kill.tail = (kill.tail + [line.rstrip()])[-30:]
-            match = STAGE.search(line)
+            match = pattern.search(line)
             if not match:
                 continue
             name = match.group(1)
@@ -281,7 +290,8 @@ def check_loads_and_answers(lab: Lab, embedder: Embedder, kill: Kill) -> State:
     state.generation = collection.generation
     sqlite_ids = {p.id for p in collection.passages_of(documents)}
     faiss_ids, _ = collection.all_vectors()
-    assert sqlite_ids == set(faiss_ids.tolist()) == set(collection.lexical.ids.tolist()), kill.label
+    bm25_ids = collection.lexical.ids[collection.lexical.live]
+    assert sqlite_ids == set(faiss_ids.tolist()) == set(bm25_ids.tolist()), kill.label
     service = QAService(lab.settings, embedder)
     for mode in ("hybrid", "dense", "bm25"):
         for probe in (lab.kept_probe, state.probe):
@@ -383,3 +393,35 @@ def test_sigkill_at_any_moment_leaves_a_working_collection(lab: Lab, embedder: E
     assert any(any(n.startswith(".building-") for n in left) for _, _, left in outcomes), summary
     assert len(outcomes) >= 10
     assert NEW * PARAGRAPHS > 2 * 256, "the new passages must span three embedding chunks"
+
+
+def test_sigkill_during_a_merge_leaves_a_working_collection(lab: Lab, embedder: Embedder) -> None:
+    """`qa optimize --full` merging the old generation's two segments, killed at each of its
+    stages: the collection loads and answers with the same documents (from the two segments
+    before the switch, the merged one after); the next writer cleans up what the merge left."""
+    outcomes: list[tuple[str, int]] = []
+    kept = lab.old.generation
+
+    def one(stage: str) -> Kill:
+        lab.restore()
+        lab.activate("old")
+        kill = run_and_kill(lab, stage, merge=True)
+        assert kill.returncode == -signal.SIGKILL, (kill.label, kill.tail)
+        lab.old.generation = None  # the old generation or the merged one: same documents
+        assert check_loads_and_answers(lab, embedder, kill) is lab.old
+        segments = len(Collection.load(lab.directory).segments)
+        outcomes.append((stage, segments))
+        check_next_run_cleans_up(lab, embedder, lab.old, rebuild=False)
+        assert not [p for p in (lab.directory / "segments").iterdir() if p.name.startswith(".")]
+        return kill
+
+    try:
+        reference = one("switched")
+        names = list(dict.fromkeys(name for name, _ in reference.stages))
+        for stage in names[: names.index("switched")]:
+            one(stage)
+        assert ("merge", 2) in outcomes and ("switched", 1) in outcomes, outcomes
+        merged = QAService(lab.settings, embedder).optimize(COLLECTION, everything=True)
+        assert merged.segments_after == 1, outcomes
+    finally:
+        lab.old.generation = kept

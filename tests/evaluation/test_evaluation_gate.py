@@ -209,7 +209,7 @@ def test_cli_builds_once_reuses_the_cache_and_gates(
 
     # a damaged cached collection is rebuilt rather than reported
     live = cache / report["config"]["collection"]
-    (live / (live / "CURRENT").read_text().strip() / "dense.faiss").write_bytes(b"garbage")
+    next((live / "segments").glob("seg-*/dense.faiss")).write_bytes(b"garbage")
     third = runner.invoke(_app(), [*args, "--out", str(single)])
     assert third.exit_code == 0, third.output
     assert json.loads(single.read_text())["config"]["collection_built_now"] is True

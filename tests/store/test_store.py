@@ -38,10 +38,14 @@ def test_round_trip_matches_the_documents(seed_settings: Settings, embedder: Emb
     assert manifest.metric == "inner_product"
     assert manifest.model.dimension == 384
     assert manifest.model.name == "sentence-transformers/all-MiniLM-L6-v2"
-    assert set(manifest.files) >= {
+    assert set(manifest.files) == {"deletions.json"}
+    assert [s.dense for s in manifest.segments] == ["flat"]
+    segment = collection.segments[0]
+    assert set(segment.info.files) >= {
         "store.sqlite",
         "dense.faiss",
-        "bm25/ids.npy",
+        "ids.npy",
+        "lexical/tf.npy",
         "sentences.npy",
         "sentence_spans.npy",
     }
@@ -117,12 +121,12 @@ def test_other_model_is_refused(
 def test_corrupt_file_is_refused(tmp_path: Path, seed_settings: Settings) -> None:
     settings = _copy_seed(tmp_path, seed_settings)
     directory = settings.collection_dir()
-    faiss_file = directory / str(current_generation(directory)) / "dense.faiss"
+    faiss_file = next((directory / "segments").glob("seg-*/dense.faiss"))
     data = bytearray(faiss_file.read_bytes())
     data[-10] ^= 0xFF
     faiss_file.write_bytes(bytes(data))
     with pytest.raises(
-        StoreError, match=r"corrupt: gen-\d+/dense.faiss .*checksum.*qa index --full"
+        StoreError, match=r"corrupt: segments/seg-\d+/dense.faiss .*checksum.*qa index --full"
     ):
         Collection.load(directory)
 
@@ -157,7 +161,7 @@ def test_second_writer_is_told_busy(tmp_path: Path) -> None:
 
 def test_no_pickle_in_the_index(seed_settings: Settings) -> None:
     directory = seed_settings.collection_dir()
-    for file in (directory / str(current_generation(directory))).rglob("*"):
+    for file in directory.rglob("*"):
         if file.suffix == ".npy":
             np.load(file, allow_pickle=False)  # raises if anything needed pickle
         assert file.suffix not in {".pkl", ".pickle"}

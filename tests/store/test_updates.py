@@ -73,14 +73,15 @@ def _store_ids(collection: Collection) -> tuple[set[int], set[int], set[int]]:
     """Passage ids held by SQLite, FAISS and BM25."""
     sqlite_ids = {p.id for p in collection.passages_of(collection.document_hashes())}
     faiss_ids, _ = collection.all_vectors()
-    return sqlite_ids, set(faiss_ids.tolist()), set(collection.lexical.ids.tolist())
+    bm25_ids = collection.lexical.ids[collection.lexical.live]
+    return sqlite_ids, set(faiss_ids.tolist()), set(bm25_ids.tolist())
 
 
 def _assert_consistent(collection: Collection) -> set[int]:
     """SQLite, FAISS and BM25 hold exactly the same passages; returns their ids."""
     sqlite_ids, faiss_ids, bm25_ids = _store_ids(collection)
     assert sqlite_ids == faiss_ids == bm25_ids
-    assert len(sqlite_ids) == collection.counts["passages"] == collection.dense.ntotal
+    assert len(sqlite_ids) == collection.counts["passages"] == int(collection.live.sum())
     return sqlite_ids
 
 
@@ -490,14 +491,14 @@ def test_generation_removed_while_a_reader_loads_it(
     tmp_path: Path, folder: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A slow reader loading generation N while two writes switch to N+2 (and remove N) still answers."""
-    import qa.store.collection
+    import qa.store.verify
 
     settings = make_settings(tmp_path / "index")
     reader = QAService(settings, embedder)
     writer = QAService(settings, embedder)  # e.g. another process
     writer.index([folder], "c")
     first = current_generation(settings.collection_dir("c"))
-    checksum = qa.store.collection.sha256_file
+    checksum = qa.store.verify.sha256_file
     interrupted: list[Path] = []
 
     def two_writes_meanwhile(path: Path) -> str:
@@ -511,7 +512,7 @@ def test_generation_removed_while_a_reader_loads_it(
             )
         return checksum(path)
 
-    monkeypatch.setattr(qa.store.collection, "sha256_file", two_writes_meanwhile)
+    monkeypatch.setattr(qa.store.verify, "sha256_file", two_writes_meanwhile)
     reply = reader.search("What do gliders soar on?", "c", 3)
     assert interrupted and first in str(interrupted[0])
     # N was removed under the reader
