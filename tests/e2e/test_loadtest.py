@@ -89,7 +89,8 @@ def test_the_script_starts_its_own_server_and_stops_it(
     index = tmp_path / "index"
     shutil.copytree(seed_index_dir, index)
     if embedder.cache_dir is not None and Path(embedder.cache_dir).is_dir():
-        shutil.copytree(embedder.cache_dir, index / ".models")  # the exported ONNX query encoder
+        # the exported ONNX query encoder (the seed index may already hold it)
+        shutil.copytree(embedder.cache_dir, index / ".models", dirs_exist_ok=True)
     out = tmp_path / "report.json"
     result = subprocess.run(
         [
