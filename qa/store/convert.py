@@ -18,11 +18,11 @@ from qa.store.layout import (
     current_generation,
     drop_segment_dir,
     finish_segment_dir,
+    load_array,
     new_segment_dir,
     writer_lock,
 )
 from qa.store.manifest import LEGACY_VERSION, BuildInfo, read_manifest
-from qa.store.segment import load_array
 from qa.store.segment_writer import SegmentWriter
 from qa.store.sql import Database, DocumentRow, PassageRow, document_row
 from qa.store.writer import commit_generation, segment_ref

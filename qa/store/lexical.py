@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from qa.store.layout import load_array
+
 if TYPE_CHECKING:
     import Stemmer
 
@@ -152,17 +154,6 @@ def term_hash(word: bytes) -> int:
     return int.from_bytes(hashlib.blake2b(word, digest_size=8).digest(), "little")
 
 
-def _load(path: Path) -> np.ndarray:
-    """A ``.npy`` file memory-mapped (loaded when empty, which can't be mapped); no pickle.
-
-    Returned as a plain array over the mapping: indexing a ``np.memmap`` costs ~10x more.
-    """
-    try:
-        return np.load(path, mmap_mode="r", allow_pickle=False).view(np.ndarray)
-    except ValueError:
-        return np.load(path, allow_pickle=False)
-
-
 class Postings:
     """One segment's term frequencies, memory-mapped."""
 
@@ -171,12 +162,12 @@ class Postings:
         if (folder / TERMS).stat().st_size:  # an empty file can't be mapped
             with (folder / TERMS).open("rb") as handle:
                 self._terms = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-        self._offsets = _load(folder / OFFSETS)
-        self._hashes = _load(folder / HASHES)
-        self.indptr = _load(folder / INDPTR)
-        self.rows = _load(folder / ROWS)
-        self.freqs = _load(folder / FREQS)
-        self.lengths = _load(folder / LENGTHS)
+        self._offsets = load_array(folder / OFFSETS)
+        self._hashes = load_array(folder / HASHES)
+        self.indptr = load_array(folder / INDPTR)
+        self.rows = load_array(folder / ROWS)
+        self.freqs = load_array(folder / FREQS)
+        self.lengths = load_array(folder / LENGTHS)
 
     def term(self, position: int) -> bytes:
         """The term at ``position`` of the vocabulary."""

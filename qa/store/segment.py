@@ -26,6 +26,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from qa.store import dense
+from qa.store.layout import load_array
 from qa.store.lexical import Postings
 from qa.store.sql import Database
 
@@ -75,17 +76,6 @@ def read_info(folder: Path) -> SegmentInfo:
     return SegmentInfo.model_validate(
         json.loads((folder / SEGMENT_JSON).read_text(encoding="utf-8"))
     )
-
-
-def load_array(path: Path) -> np.ndarray:
-    """A ``.npy`` file memory-mapped (loaded when empty, which can't be mapped); no pickle.
-
-    Returned as a plain array over the mapping: indexing a ``np.memmap`` costs ~10x more.
-    """
-    try:
-        return np.load(path, mmap_mode="r", allow_pickle=False).view(np.ndarray)
-    except ValueError:
-        return np.load(path, allow_pickle=False)
 
 
 class Segment:
