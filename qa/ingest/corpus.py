@@ -41,10 +41,19 @@ _SEPARATORS = (" \u2014 ", " | ", " - ", " \u2013 ", " :: ")
 _FORMAT_RANK = {"html": 0, "pdf": 1, "markdown": 2, "text": 3, "jsonl": 4}
 
 
-def _shingles(text: str) -> set[int]:
-    """Hashes of a sample of the text's word 4-grams (a rolling combination of word hashes,
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def _fingerprint(text: str) -> tuple[set[int], int]:
+    """The text's sampled shingles, and a hash of all its words (equal for exact copies)."""
+    words = _words(text)
+    return _shingles(words), zlib.crc32(" ".join(words).encode())
+
+
+def _shingles(words: list[str]) -> set[int]:
+    """Hashes of a sample of the words' 4-grams (a rolling combination of word hashes,
     computed with numpy: a few seconds for the whole Python documentation)."""
-    words = re.findall(r"[a-z0-9]+", text.lower())
     if len(words) < SHINGLE_WORDS:
         return set()
     hashes = np.fromiter((zlib.crc32(w.encode()) for w in words), np.uint64, len(words))
@@ -61,14 +70,11 @@ def _preference(document: Document) -> tuple[int, int, int, str]:
     return (_FORMAT_RANK.get(document.format, 5), int(hidden), len(document.id), document.id)
 
 
-def _words_key(text: str) -> int:
-    return zlib.crc32(" ".join(re.findall(r"[a-z0-9]+", text.lower())).encode())
-
-
-def _is_copy(a: Document, b: Document, shared: int, sizes: tuple[int, int]) -> bool:
+def _is_copy(a: Document, b: Document, shared: int, sizes: tuple[int, int], same: bool) -> bool:
+    """``same``: the two have the same words (an exact copy once markup is removed)."""
     if min(sizes) < MIN_SHINGLES or shared < DUPLICATE_CONTAINMENT * min(sizes):
         return False
-    return a.format != b.format or _words_key(a.text) == _words_key(b.text)
+    return a.format != b.format or same
 
 
 def drop_duplicates(documents: list[Document]) -> tuple[list[Document], list[Skip]]:
@@ -79,7 +85,9 @@ def drop_duplicates(documents: list[Document]) -> tuple[list[Document], list[Ski
     followed, so the cost grows with the corpus' size, not its square; the few candidates
     are then compared on all their sampled shingles.
     """
-    signatures = [_shingles(d.text) for d in documents]
+    fingerprints = [_fingerprint(d.text) for d in documents]  # each text tokenised once
+    signatures = [shingles for shingles, _ in fingerprints]
+    keys = [key for _, key in fingerprints]
     order = sorted(range(len(documents)), key=lambda i: _preference(documents[i]))
     owners: dict[int, list[int]] = defaultdict(list)  # shingle -> kept documents holding it
     dropped: dict[int, int] = {}  # copy -> the document kept instead
@@ -100,6 +108,7 @@ def drop_duplicates(documents: list[Document]) -> tuple[list[Document], list[Ski
                     documents[other],
                     len(signature & signatures[other]),
                     (len(signature), len(signatures[other])),
+                    keys[index] == keys[other],
                 )
             ),
             None,
