@@ -83,15 +83,6 @@ def _context_of(start: int, found: list[tuple[int, str]], title: str) -> str:
     return "" if label == title else label
 
 
-def passage_contexts(
-    document: Document, starts: list[int], repeated: frozenset[str] = frozenset()
-) -> list[str]:
-    """The context label of the passages starting at ``starts`` (as :func:`split_document`
-    gives them; for passages stored without it)."""
-    found = labels(document, layout(document, repeated).paragraphs)
-    return [_context_of(start, found, document.title) for start in starts]
-
-
 def _pack(pieces: list[tuple[int, int]], sizes: list[int], budget: int) -> list[tuple[int, int]]:
     """Group consecutive pieces into runs of at most ``budget`` tokens, evenly sized."""
     total = sum(sizes)
