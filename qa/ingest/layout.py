@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from qa.ingest.documents import Document
 
 _TERMINAL = tuple('.!?:;"\u201d\u2019)\u3002\uff01\uff1f')
-_SENTENCE_END = tuple(".!?;\u2026\u3002\uff01\uff1f")
+_SENTENCE_END = tuple(".!;\u2026\u3002\uff01")  # not "?": a short question is a heading
 NAVIGATION = frozenset(
     [
         "top",
@@ -71,13 +71,16 @@ def is_short(line: str) -> bool:
 
 
 def ends_sentence(text: str) -> bool:
-    """Whether ``text`` ends like a sentence (a closing note, not a heading or a lead-in)."""
+    """Whether ``text`` ends like a statement (a closing note such as "New in version 3.9.",
+    not a heading, a lead-in or a question)."""
     return text.rstrip().rstrip("\"'\u201d\u2019)]").endswith(_SENTENCE_END)
 
 
 def is_label(text: str) -> bool:
-    """A heading or a signature: one short line that neither ends a sentence nor leads in
-    (``For example:``), so it names what follows it."""
+    """A heading or a signature: one short line that neither ends a statement nor leads in
+    (``For example:``), so it names what follows it. A question on a line of its own is a
+    heading too: it is how FAQ pages title their answers ("How do I convert a string to a
+    number?")."""
     stripped = text.strip()
     return (
         bool(stripped)

@@ -49,18 +49,21 @@ def whitespace_token_counter(texts: Sequence[str]) -> list[int]:
     return [len(re.findall(r"\w+|[^\w\s]", text)) for text in texts]
 
 
-def _merge_short(text: str, spans: list[tuple[int, int]], min_chars: int) -> list[tuple[int, int]]:
-    """Join fragments shorter than ``min_chars`` to a neighbour, so no passage is too small
-    to carry meaning: a heading, a signature or a lead-in ("For example:") joins the
-    paragraph after it; a closing note that ends a sentence ("New in version 3.9.") joins
-    the paragraph before it."""
+def _merge_short(
+    text: str, spans: list[tuple[int, int]], min_chars: int, label_starts: frozenset[int]
+) -> list[tuple[int, int]]:
+    """Join fragments shorter than ``min_chars``, and labels, to a neighbour, so no passage
+    is too small to carry meaning: a label (heading, signature, FAQ question) or a lead-in
+    ("For example:") joins the paragraph after it, since a heading alone never answers; a
+    closing note that ends a statement ("New in version 3.9.") joins the paragraph before it."""
     merged: list[tuple[int, int]] = []
     carried: int | None = None  # start of fragments waiting for the next paragraph
     for s, e in spans:
+        label = s in label_starts
         short = e - s < min_chars
-        if short and carried is None and merged and ends_sentence(text[s:e]):
+        if short and not label and carried is None and merged and ends_sentence(text[s:e]):
             merged[-1] = (merged[-1][0], e)
-        elif short:
+        elif short or label:
             carried = s if carried is None else carried
         else:
             merged.append((s if carried is None else carried, e))
@@ -173,7 +176,7 @@ def split_document(
     text = document.text
     paragraphs = layout(document, repeated).paragraphs
     found = labels(document, paragraphs)
-    spans = _merge_short(text, paragraphs, min_chars)
+    spans = _merge_short(text, paragraphs, min_chars, frozenset(s for s, _ in found))
     _, title_cost = title_for_embedding(document, count_tokens, max_tokens, title_in_embedding)
     reserved = MAX_CONTEXT_TOKENS if found else 0  # documents without labels keep their budget
     budget = max(max_tokens - title_cost - reserved, 8)

@@ -54,7 +54,7 @@ log = logging.getLogger("qa.store.indexer")
 
 # bump when the splitter's output changes: every document is split again (3: fragments join
 # both ways, headings as context, corpus furniture)
-SPLITTER_VERSION = 3
+SPLITTER_VERSION = 4
 
 
 class Indexer:

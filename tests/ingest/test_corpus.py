@@ -102,3 +102,23 @@ def test_short_fragments_join_neighbours_and_labels_become_context() -> None:
     assert first.text.endswith("New in version 3.9.")  # a closing note joins backwards
     second = next(p for p in passages if "settings file" in p.text)
     assert second.text.startswith("Configuring")  # a heading joins forwards
+
+
+def test_headings_and_faq_questions_join_the_answer_after_them() -> None:
+    question = "How do I convert a string to a number?"  # shorter than min_chars
+    long_heading = "What is the most efficient way to concatenate many strings together in Python"
+    text = (
+        "Programming FAQ\n\n"
+        "The solution is to separate the literal from the period with a space or parentheses.\n\n"
+        f"{question}\n\n"
+        "For integers, use the built-in int() type constructor, e.g. int('144') == 144.\n\n"
+        f"{long_heading}\n\n"
+        "Accumulate the parts in a list and call str.join() once at the end of the loop.\n"
+    )
+    doc = Document("faq", "Programming FAQ", "mem", text, "text", body_start=16)
+    passages = split_document(doc)
+    answer = next(p for p in passages if "int()" in p.text)
+    assert answer.text.startswith(question)  # not glued to the end of the paragraph before
+    joined = next(p for p in passages if "str.join()" in p.text)
+    assert joined.text.startswith(long_heading)  # a heading longer than min_chars joins too
+    assert not any(p.text in (question, long_heading) for p in passages)
