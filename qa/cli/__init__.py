@@ -19,6 +19,7 @@ from qa.cli.feedback import feedback_app, report
 from qa.cli.index import index
 from qa.cli.optimize import optimize
 from qa.cli.serve import serve
+from qa.cli.sources import sources
 from qa.cli.tune import tune
 from qa.errors import QAError
 
@@ -56,6 +57,7 @@ app.command()(tune)
 app.command()(report)
 app.add_typer(feedback_app, name="feedback")
 app.command()(optimize)
+app.command()(sources)
 
 
 @app.callback()

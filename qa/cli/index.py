@@ -16,6 +16,7 @@ from qa.errors import InvalidInput
 if TYPE_CHECKING:
     from qa.service import QAService
     from qa.store import IndexReport
+    from qa.store.manifest import SourceOptions
 
 
 class Engine(str, Enum):
@@ -40,6 +41,22 @@ FollowLinksOption = Annotated[
         "so a link can't publish a private file); remembered for later re-indexing",
     ),
 ]
+IncludeOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--include",
+        help="index only files matching this glob (gitignore syntax, relative to the folder: "
+        "'*.md', 'docs/**'); repeatable; remembered for later re-indexing",
+    ),
+]
+ExcludeOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--exclude",
+        help="leave out files and folders matching this glob ('drafts/', '*.tmp'); repeatable; "
+        "remembered. A .qaignore file (gitignore syntax) in an indexed folder is also honoured",
+    ),
+]
 GateOption = Annotated[
     Path | None,
     typer.Option(
@@ -60,6 +77,8 @@ def index(
         bool, typer.Option("--full", help="rebuild everything instead of updating")
     ] = False,
     follow_links: FollowLinksOption = False,
+    include: IncludeOption = None,
+    exclude: ExcludeOption = None,
     model: ModelOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
     gate: GateOption = None,
@@ -81,6 +100,7 @@ def index(
 
         require_ray()  # a one-line error before anything is read
     name = settings.collection
+    options = _options(settings, follow_links, include, exclude, recorded=not paths)
     if not paths:
         paths = _recorded_sources(settings)
     missing = [str(p) for p in paths if not p.exists()]
@@ -89,16 +109,10 @@ def index(
     service = open_service(settings)
     try:
         if gate is None:
-            report = service.index(
-                paths,
-                name,
-                full=full,
-                progress=True,
-                follow_links=follow_links,
-                engine=engine.value,
-            )
+            flags = {"full": full, "progress": True, "engine": engine.value}
+            report = service.index(paths, name, options=options, **flags)
         else:
-            report = _gated(service, paths, name, gate, max_drop, full=full, follow=follow_links)
+            report = _gated(service, paths, name, gate, max_drop, options, full=full)
     except KeyboardInterrupt:
         live = current_generation(settings.collection_dir(name)) or "nothing"
         raise Interrupted(
@@ -130,8 +144,38 @@ def _recorded_sources(settings: Settings) -> list[Path]:
     )
 
 
+def _options(
+    settings: Settings,
+    follow_links: bool,
+    include: list[str] | None,
+    exclude: list[str] | None,
+    recorded: bool,
+) -> SourceOptions:
+    """Which files go in: the flags given, or (re-indexing the recorded folders with no
+    pattern given) the patterns the collection was built with."""
+    from qa.ingest.selection import Selection
+    from qa.store import current_generation, read_manifest
+    from qa.store.manifest import SourceOptions
+
+    try:
+        Selection.of(include or (), exclude or ())
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+    directory = settings.collection_dir()
+    if recorded and include is None and exclude is None and current_generation(directory):
+        before = read_manifest(directory).source_options
+        return before.model_copy(update={"follow_links": follow_links or before.follow_links})
+    return SourceOptions(follow_links=follow_links, include=include or [], exclude=exclude or [])
+
+
 def _gated(
-    service: QAService, paths: list[Path], name: str, gate: Path, max_drop: float, **flags: bool
+    service: QAService,
+    paths: list[Path],
+    name: str,
+    gate: Path,
+    max_drop: float,
+    options: SourceOptions,
+    **flags: bool,
 ) -> IndexReport:
     """Index through the gate; the comparison is printed either way."""
     from qa.evaluation import load_dataset
@@ -146,7 +190,7 @@ def _gated(
         max_drop,
         full=flags["full"],
         progress=True,
-        follow_links=flags["follow"],
+        options=options,
     )
     typer.echo(str(result), err=True)
     return report
