@@ -51,9 +51,9 @@ from qa.store import (
     read_manifest,
 )
 from qa.store import uploads as uploads_store
-from qa.store.background import BackgroundMerger, SegmentMaintenance
+from qa.store.background import BackgroundMerger
 from qa.store.manifest import SourceOptions
-from qa.store.status import SourceListing
+from qa.store.watch import FolderWatching
 
 log = logging.getLogger("qa.service")
 
@@ -70,7 +70,7 @@ def _unreadable(name: str | None = None) -> Iterator[None]:
         raise UnreadableDocument(f"{name or skip.source}: {skip.reason}") from None
 
 
-class QAService(SegmentMaintenance, SourceListing):
+class QAService(FolderWatching):
     """Holds the model and the loaded collections; answers questions."""
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:

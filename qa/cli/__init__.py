@@ -21,6 +21,7 @@ from qa.cli.optimize import optimize
 from qa.cli.serve import serve
 from qa.cli.sources import sources
 from qa.cli.tune import tune
+from qa.cli.watch import watch
 from qa.errors import QAError
 
 __all__ = ["app", "main"]
@@ -58,6 +59,7 @@ app.command()(report)
 app.add_typer(feedback_app, name="feedback")
 app.command()(optimize)
 app.command()(sources)
+app.command()(watch)
 
 
 @app.callback()
