@@ -100,9 +100,10 @@ def index(
 
         require_ray()  # a one-line error before anything is read
     name = settings.collection
-    options = _options(settings, follow_links, include, exclude, recorded=not paths)
+    recorded = not paths
     if not paths:
         paths = _recorded_sources(settings)
+    options = _options(settings, paths, follow_links, include, exclude, recorded)
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise InvalidInput(f"no such file or folder: {', '.join(missing)}")
@@ -146,13 +147,15 @@ def _recorded_sources(settings: Settings) -> list[Path]:
 
 def _options(
     settings: Settings,
+    paths: list[Path],
     follow_links: bool,
     include: list[str] | None,
     exclude: list[str] | None,
     recorded: bool,
 ) -> SourceOptions:
-    """Which files go in: the flags given, or (re-indexing the recorded folders with no
-    pattern given) the patterns the collection was built with."""
+    """Which files go in: the patterns given, or (none given, re-indexing the folders the
+    collection was built from) the patterns it was built with, so re-running the same
+    command never drops an --exclude; other folders start without."""
     from qa.ingest.selection import Selection
     from qa.store import current_generation, read_manifest
     from qa.store.manifest import SourceOptions
@@ -162,9 +165,13 @@ def _options(
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
     directory = settings.collection_dir()
-    if recorded and include is None and exclude is None and current_generation(directory):
-        before = read_manifest(directory).source_options
-        return before.model_copy(update={"follow_links": follow_links or before.follow_links})
+    if include is None and exclude is None and current_generation(directory):
+        manifest = read_manifest(directory)
+        folders = sorted(str(p.expanduser().resolve()) for p in paths)
+        if recorded or folders == sorted(manifest.sources):
+            before = manifest.source_options  # --follow-links as before: remembered by reindex
+            follow = follow_links or (recorded and before.follow_links)
+            return before.model_copy(update={"follow_links": follow})
     return SourceOptions(follow_links=follow_links, include=include or [], exclude=exclude or [])
 
 

@@ -179,3 +179,18 @@ def test_cli_patterns_are_remembered_and_sources_listed(tmp_path: Path) -> None:
     assert {r["source"]: r["state"] for r in rows}["docs/a.md"] == "unchanged"
     unknown = qa("sources", "-c", "nope", index_dir=index_dir)
     assert unknown.returncode == 2 and unknown.stderr.startswith("error:")
+
+
+def test_same_folders_without_patterns_keep_the_recorded_ones(
+    built: tuple[QAService, Path],
+) -> None:
+    from qa.cli.index import _options
+
+    service, share = built
+    settings = service.settings.model_copy(update={"collection": "shared"})
+    kept = _options(settings, [share], False, None, None, recorded=False)
+    assert kept.exclude == ["drafts/", "*.log"]  # re-running the same command drops nothing
+    other = _options(settings, [share / "notes"], False, None, None, recorded=False)
+    assert other.exclude == []
+    given = _options(settings, [share], False, ["*"], None, recorded=False)
+    assert (given.include, given.exclude) == (["*"], [])
