@@ -95,6 +95,14 @@ class FolderWatcher:
         return not hidden or (hidden == [IGNORE_FILE] and where.name == IGNORE_FILE)
 
     def _run(self) -> None:
+        try:
+            self._follow()
+        except Exception:  # e.g. the OS's limit of watched folders (fs.inotify.max_user_watches)
+            log.exception("collection %r: watching stopped", self.name)
+        finally:
+            self._ready.set()  # nobody waits for a watcher that has stopped
+
+    def _follow(self) -> None:
         events = watchfiles.watch(
             *self.roots,
             watch_filter=self.relevant,
