@@ -194,3 +194,13 @@ def test_same_folders_without_patterns_keep_the_recorded_ones(
     assert other.exclude == []
     given = _options(settings, [share], False, ["*"], None, recorded=False)
     assert (given.include, given.exclude) == (["*"], [])
+
+
+def test_an_upload_is_listed_and_earlier_skips_still_hold(built: tuple[QAService, Path]) -> None:
+    service, _ = built
+    before = {r.source: r for r in service.sources("shared")[2]}
+    service.add_text("shared", "memo", "Memo", "The boiler is serviced every October.", None)
+    after = {r.source: r for r in service.sources("shared")[2]}
+    assert after["api:memo"].state == "indexed" and after["api:memo"].passages == 1
+    assert after["share/notes/blob.txt"].state == "failed"  # the folder's failures are kept
+    assert after["share/guide/ferry.html"] == before["share/guide/ferry.html"]  # not re-checked
