@@ -103,6 +103,14 @@ class Settings(BaseSettings):
     background_merge: bool = Field(
         default=True, description="qa serve merges segments in the background after writes"
     )
+    # A save is usually a burst of events (write, rename, chmod); an editor's autosave repeats
+    # it. One second of quiet groups them into one update (issue 18's "20 saves, 1 re-index").
+    watch_debounce_ms: int = Field(
+        default=1000, ge=50, le=60_000, description="qa watch: quiet time before an update"
+    )
+    watch: bool = Field(
+        default=False, description="qa serve follows the folders collections were built from"
+    )
     ray_actors: int = Field(
         default=0,
         ge=0,

@@ -51,7 +51,9 @@ from qa.store import (
     read_manifest,
 )
 from qa.store import uploads as uploads_store
-from qa.store.background import BackgroundMerger, SegmentMaintenance
+from qa.store.background import BackgroundMerger
+from qa.store.manifest import SourceOptions
+from qa.store.watch import FolderWatching
 
 log = logging.getLogger("qa.service")
 
@@ -68,7 +70,7 @@ def _unreadable(name: str | None = None) -> Iterator[None]:
         raise UnreadableDocument(f"{name or skip.source}: {skip.reason}") from None
 
 
-class QAService(SegmentMaintenance):
+class QAService(FolderWatching):
     """Holds the model and the loaded collections; answers questions."""
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
@@ -107,9 +109,8 @@ class QAService(SegmentMaintenance):
         live = current_generation(directory)
         loaded = self._collections.get(name)
         if loaded is not None and live == loaded.generation:
-            with contextlib.suppress(
-                KeyError
-            ):  # unloaded meanwhile by another thread: still usable
+            # unloaded meanwhile by another thread: still usable
+            with contextlib.suppress(KeyError):
                 self._collections.move_to_end(name)
             return loaded
         with self._lock:
@@ -133,9 +134,8 @@ class QAService(SegmentMaintenance):
             self._collections[name] = fresh
             self._collections.move_to_end(name)
             while len(self._collections) > self.settings.max_loaded_collections:
-                evicted, _ = self._collections.popitem(
-                    last=False
-                )  # closed when its last reader is done
+                # closed when its last reader is done
+                evicted, _ = self._collections.popitem(last=False)
                 log.debug("unloaded collection %r (QA_MAX_LOADED_COLLECTIONS)", evicted)
             log.debug("loaded collection %r generation %s", name, fresh.generation)
             return fresh
@@ -210,6 +210,7 @@ class QAService(SegmentMaintenance):
         progress: bool = False,
         follow_links: bool = False,
         engine: str = "local",
+        options: SourceOptions | None = None,  # which files go in; wins over follow_links
     ) -> IndexReport:
         return self._written(
             self.indexer.for_engine(engine).index_paths(
@@ -218,6 +219,7 @@ class QAService(SegmentMaintenance):
                 full,
                 progress,
                 follow_links=follow_links,
+                options=options,
             )
         )
 
@@ -335,9 +337,9 @@ class QAService(SegmentMaintenance):
         """Index the collection's folders again (new, changed and vanished files)."""
         loaded = self.collection(collection)
         sources = [Path(p) for p in loaded.manifest.sources]
-        follow = loaded.manifest.source_options.follow_links
+        options = loaded.manifest.source_options  # the same files chosen as the last time
         return self._written(
-            self.indexer.index_paths(loaded.name, sources, full=full, follow_links=follow)
+            self.indexer.index_paths(loaded.name, sources, full=full, options=options)
         )
 
     # ------------------------------------------------------------------ questions

@@ -19,7 +19,9 @@ from qa.cli.feedback import feedback_app, report
 from qa.cli.index import index
 from qa.cli.optimize import optimize
 from qa.cli.serve import serve
+from qa.cli.sources import sources
 from qa.cli.tune import tune
+from qa.cli.watch import watch
 from qa.errors import QAError
 
 __all__ = ["app", "main"]
@@ -56,6 +58,8 @@ app.command()(tune)
 app.command()(report)
 app.add_typer(feedback_app, name="feedback")
 app.command()(optimize)
+app.command()(sources)
+app.command()(watch)
 
 
 @app.callback()

@@ -16,6 +16,7 @@ from qa.errors import InvalidInput
 if TYPE_CHECKING:
     from qa.service import QAService
     from qa.store import IndexReport
+    from qa.store.manifest import SourceOptions
 
 
 class Engine(str, Enum):
@@ -40,6 +41,22 @@ FollowLinksOption = Annotated[
         "so a link can't publish a private file); remembered for later re-indexing",
     ),
 ]
+IncludeOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--include",
+        help="index only files matching this glob (gitignore syntax, relative to the folder: "
+        "'*.md', 'docs/**'); repeatable; remembered for later re-indexing",
+    ),
+]
+ExcludeOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--exclude",
+        help="leave out files and folders matching this glob ('drafts/', '*.tmp'); repeatable; "
+        "remembered. A .qaignore file (gitignore syntax) in an indexed folder is also honoured",
+    ),
+]
 GateOption = Annotated[
     Path | None,
     typer.Option(
@@ -60,6 +77,8 @@ def index(
         bool, typer.Option("--full", help="rebuild everything instead of updating")
     ] = False,
     follow_links: FollowLinksOption = False,
+    include: IncludeOption = None,
+    exclude: ExcludeOption = None,
     model: ModelOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
     gate: GateOption = None,
@@ -81,24 +100,20 @@ def index(
 
         require_ray()  # a one-line error before anything is read
     name = settings.collection
+    recorded = not paths
     if not paths:
         paths = _recorded_sources(settings)
+    options = _options(settings, paths, follow_links, include, exclude, recorded)
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise InvalidInput(f"no such file or folder: {', '.join(missing)}")
     service = open_service(settings)
     try:
         if gate is None:
-            report = service.index(
-                paths,
-                name,
-                full=full,
-                progress=True,
-                follow_links=follow_links,
-                engine=engine.value,
-            )
+            flags = {"full": full, "progress": True, "engine": engine.value}
+            report = service.index(paths, name, options=options, **flags)
         else:
-            report = _gated(service, paths, name, gate, max_drop, full=full, follow=follow_links)
+            report = _gated(service, paths, name, gate, max_drop, options, full=full)
     except KeyboardInterrupt:
         live = current_generation(settings.collection_dir(name)) or "nothing"
         raise Interrupted(
@@ -130,8 +145,44 @@ def _recorded_sources(settings: Settings) -> list[Path]:
     )
 
 
+def _options(
+    settings: Settings,
+    paths: list[Path],
+    follow_links: bool,
+    include: list[str] | None,
+    exclude: list[str] | None,
+    recorded: bool,
+) -> SourceOptions:
+    """Which files go in: the patterns given, or (none given, re-indexing the folders the
+    collection was built from) the patterns it was built with, so re-running the same
+    command never drops an --exclude; other folders start without."""
+    from qa.ingest.selection import Selection
+    from qa.store import current_generation, read_manifest
+    from qa.store.manifest import SourceOptions
+
+    try:
+        Selection.of(include or (), exclude or ())
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+    directory = settings.collection_dir()
+    if include is None and exclude is None and current_generation(directory):
+        manifest = read_manifest(directory)
+        folders = sorted(str(p.expanduser().resolve()) for p in paths)
+        if recorded or folders == sorted(manifest.sources):
+            before = manifest.source_options  # --follow-links as before: remembered by reindex
+            follow = follow_links or (recorded and before.follow_links)
+            return before.model_copy(update={"follow_links": follow})
+    return SourceOptions(follow_links=follow_links, include=include or [], exclude=exclude or [])
+
+
 def _gated(
-    service: QAService, paths: list[Path], name: str, gate: Path, max_drop: float, **flags: bool
+    service: QAService,
+    paths: list[Path],
+    name: str,
+    gate: Path,
+    max_drop: float,
+    options: SourceOptions,
+    **flags: bool,
 ) -> IndexReport:
     """Index through the gate; the comparison is printed either way."""
     from qa.evaluation import load_dataset
@@ -146,7 +197,7 @@ def _gated(
         max_drop,
         full=flags["full"],
         progress=True,
-        follow_links=flags["follow"],
+        options=options,
     )
     typer.echo(str(result), err=True)
     return report

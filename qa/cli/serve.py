@@ -8,6 +8,7 @@ import typer
 
 from qa.cli.common import CollectionOption, ModelOption, make_settings
 from qa.cli.index import Engine
+from qa.errors import InvalidInput
 
 
 def serve(
@@ -22,10 +23,22 @@ def serve(
     replicas: Annotated[
         int, typer.Option(min=1, help="--engine ray: replicas, each with its own model")
     ] = 2,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="follow the folders every collection was built from: changes are indexed "
+            "within seconds (env QA_WATCH)",
+        ),
+    ] = False,
 ) -> None:
     """Serve the chat page, the embeddable widget and the HTTP API (builds the default index if needed)."""
-    settings = make_settings(host=host, port=port, collection=collection, model=model)
+    settings = make_settings(
+        host=host, port=port, collection=collection, model=model, watch=watch or None
+    )
     if engine is Engine.ray:
+        if settings.watch:
+            raise InvalidInput("--watch runs with the local engine only; run qa watch beside Ray")
         from qa.store.ray_engine import require_ray
 
         require_ray()  # a one-line error saying what to install

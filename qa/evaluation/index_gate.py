@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from qa.errors import GateRefused
 from qa.evaluation.datasets import Dataset
@@ -70,7 +70,7 @@ def index_with_gate(
     name: str,
     dataset: Dataset,
     max_drop: float,
-    **options: bool,
+    **options: Any,  # index_paths' (full, progress, options)
 ) -> tuple[IndexReport, GateResult]:
     """Index ``paths`` into ``name``; switch only when the labelled set does not score
     worse than on the live generation by more than ``max_drop`` (else :class:`GateRefused`)."""

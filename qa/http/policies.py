@@ -57,6 +57,9 @@ POLICIES: dict[tuple[str, str], Policy] = {
     ("GET", "/v1/feedback"): Policy("/v1/feedback", cost=0.2, auth="admin"),
     ("GET", "/v1/feedback/report"): Policy("/v1/feedback/report", cost=1.0, auth="admin"),
     ("GET", "/metrics"): Policy("/metrics", cost=0.2, auth="admin"),
+    ("GET", "/v1/collections/{name}/sources"): Policy(
+        "/v1/collections/{name}/sources", cost=0.2, auth="admin"
+    ),
     ("GET", "/healthz"): Policy("/healthz", cost=0.0),
 }
 OPENAI_PATHS = frozenset(path for (_, path), p in POLICIES.items() if p.errors == "openai")

@@ -153,6 +153,7 @@ def run(settings: Settings) -> None:
     logging.getLogger("qa.access").setLevel(logging.INFO)
     server = _server_class()(config)
     server.run(sockets=[sock])
+    service.stop_watching()
     _say("qa stopped")
 
 
@@ -166,6 +167,8 @@ def _ready_service(settings: Settings) -> tuple[QAService, Collection]:
             service.ensure_default(progress=True)
         collection = service.collection()
         service.start_background_merges()
+        if settings.watch:  # qa serve --watch: every collection built from folders follows them
+            service.watch()
         _say(f"loading the model from {service.embedder.path}")
         service.embedder.warm_up()
     except OSError as exc:  # e.g. QA_INDEX_DIR is a file, or a folder we may not write

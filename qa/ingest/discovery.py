@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from qa.ingest.documents import DEFAULT_MAX_FILE_BYTES, Document, Skip
 from qa.ingest.readers import read_file, read_jsonl
+from qa.ingest.selection import Ignore, Selection, read_ignore
 
 if TYPE_CHECKING:
     from qa.ingest.parsing import ParserPool
@@ -33,17 +34,22 @@ def _inside(path: Path, root: Path) -> bool:
     return resolved == root or root in resolved.parents
 
 
-def _walk(root: Path, follow_links: bool = False) -> Iterator[Path | Skip]:
+def _walk(
+    root: Path, follow_links: bool = False, selection: Selection | None = None
+) -> Iterator[Path | Skip]:
     """Files under ``root`` in a stable order, without looping.
 
     Symbolic links are followed only while they stay inside ``root`` (a link out of it is
-    a :class:`Skip`), unless ``follow_links``.
+    a :class:`Skip`), unless ``follow_links``. Files and folders the ``selection`` or a
+    ``.qaignore`` leaves out are a :class:`Skip` saying which pattern did (a folder once,
+    not each file in it).
     """
     real_root = root.resolve()
+    selection = selection or Selection()
     seen: set[tuple[int, int]] = set()
-    stack = [root]
+    stack: list[tuple[Path, tuple[Ignore, ...]]] = [(root, ())]
     while stack:
-        folder = stack.pop()
+        folder, ignores = stack.pop()
         try:
             info = folder.stat()
         except OSError:
@@ -52,6 +58,10 @@ def _walk(root: Path, follow_links: bool = False) -> Iterator[Path | Skip]:
         if key in seen:
             continue
         seen.add(key)
+        inside = "" if folder == root else folder.relative_to(root).as_posix()
+        shown = _display(root, folder) if inside else root.name
+        own = read_ignore(folder, inside, shown)
+        ignores = (*ignores, own) if own is not None else ignores
         try:
             entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
         except OSError:
@@ -68,8 +78,12 @@ def _walk(root: Path, follow_links: bool = False) -> Iterator[Path | Skip]:
                 is_dir = entry.is_dir()
             except OSError:
                 is_dir = False
-            if is_dir:
-                subfolders.append(path)
+            relative = f"{inside}/{entry.name}" if inside else entry.name
+            reason = selection.reason(relative, is_dir, ignores)
+            if reason is not None:
+                yield Skip(_display(root, path) + "/" * is_dir, reason, str(path))
+            elif is_dir:
+                subfolders.append((path, ignores))
             else:
                 yield path
         stack.extend(reversed(subfolders))
@@ -109,6 +123,7 @@ def discover(
     max_bytes: int = DEFAULT_MAX_FILE_BYTES,
     follow_links: bool = False,
     parser: ParserPool | None = None,
+    selection: Selection | None = None,
 ) -> Iterator[Document | Skip]:
     """Every document under ``paths`` (files or folders, recursively), and every skip.
 
@@ -117,7 +132,8 @@ def discover(
     id already seen is skipped. Sources are named relative to the folder given (see
     :func:`_display`), never by their absolute path on this machine. With a ``parser``
     (:class:`qa.ingest.parsing.ParserPool`) files are parsed in its worker processes, several at
-    once, each within its time and memory budget; results keep their order.
+    once, each within its time and memory budget; results keep their order. A folder's files
+    are filtered by ``selection`` and its ``.qaignore`` files (a file named directly is not).
     """
     located: deque[tuple[Path, Path]] = deque()  # (root, file) of each item, in order
 
@@ -128,7 +144,7 @@ def discover(
                 yield Skip(root.name or str(root), "no such file or folder", str(root))
                 continue
             files = (
-                [root] if root.is_file() else list(_walk(root, follow_links))
+                [root] if root.is_file() else list(_walk(root, follow_links, selection))
             )  # listed, then read
             for path in files:
                 if isinstance(path, Skip):

@@ -5,11 +5,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
-from qa.ingest.documents import Document
+from qa.errors import StoreError
+from qa.ingest.documents import Document, Skip
 from qa.store.collection import Collection
-from qa.store.manifest import BuildInfo, ModelInfo, PassageSettings, SourceOptions
+from qa.store.manifest import (
+    BuildInfo,
+    ModelInfo,
+    PassageSettings,
+    SourceOptions,
+    read_manifest,
+)
 from qa.store.sql import DocumentRow
 from qa.store.writer import Commit, Hook
 
@@ -32,6 +40,8 @@ class Update:
     # the corpus' repeated paragraphs (furniture); ``None`` keeps the previous generation's
     repeated: frozenset[str] | None = None
     split: PassageSettings | None = None  # how this run splits (settled when the run starts)
+    skipped: list[Skip] = field(default_factory=list)  # files left out while reading
+    plan: Plan | None = None  # what the run judged (set when it starts)
 
 
 @dataclass
@@ -43,10 +53,16 @@ class Plan:
     old_hashes: dict[str, str]  # content hash of every live document of the previous generation
     seen: set[str] = field(default_factory=set)  # documents of the update met so far
     hidden: set[str] = field(default_factory=set)  # previous documents this run replaces or removes
+    judged: dict[str, Verdict] = field(default_factory=dict)  # each document's verdict (status)
 
     def judge(self, document: Document) -> tuple[Verdict, DocumentRow | None]:
         """How ``document`` compares with the previous generation (and its new row when it
         only moved)."""
+        verdict, moved = self._judge(document)
+        self.judged[document.id] = verdict
+        return verdict, moved
+
+    def _judge(self, document: Document) -> tuple[Verdict, DocumentRow | None]:
         self.seen.add(document.id)
         old = self.old_hashes.get(document.id)
         if old is None:
@@ -125,3 +141,11 @@ def build_info(
         sources=sources,
         source_options=options,
     )
+
+
+def live_next_id(directory: Path) -> int:
+    """``next_passage_id`` of the live generation (0 when there is none or it is unreadable)."""
+    try:
+        return read_manifest(directory).next_passage_id
+    except StoreError:
+        return 0

@@ -26,8 +26,9 @@ from qa.ingest.corpus import prepare_corpus
 from qa.ingest.discovery import discover
 from qa.ingest.documents import Document, Skip
 from qa.ingest.parsing import ParserPool
+from qa.ingest.selection import Selection
 from qa.store.build import SegmentBuild
-from qa.store.changes import Plan, Update, as_document, build_info
+from qa.store.changes import Plan, Update, as_document, build_info, live_next_id
 from qa.store.collection import Collection
 from qa.store.dense import DenseParams
 from qa.store.layout import (
@@ -42,12 +43,12 @@ from qa.store.manifest import (
     PassageSettings,
     SegmentRef,
     SourceOptions,
-    read_manifest,
 )
 from qa.store.merge import hide
 from qa.store.progress import bar, progress
 from qa.store.report import IndexReport
 from qa.store.segment import SegmentInfo
+from qa.store.status import record_run
 from qa.store.writer import Commit, Hook, clean_up, commit_generation, segment_ref
 
 log = logging.getLogger("qa.store.indexer")
@@ -115,15 +116,18 @@ class Indexer:
         hook: Hook | None = None,
         follow_links: bool = False,
         before_switch: Commit | None = None,
+        options: SourceOptions | None = None,
     ) -> IndexReport:
         """Make the collection mirror ``paths``: add new, re-embed changed, drop vanished
-        documents. Symbolic links out of a folder are not followed unless ``follow_links``;
+        documents. Symbolic links out of a folder are not followed unless ``follow_links``,
+        files are chosen by ``options`` (which then give ``follow_links``) and ``.qaignore``;
         ``before_switch`` as in :meth:`upsert` (the indexing gate)."""
         started = time.perf_counter()
+        options = options or SourceOptions(follow_links=follow_links)
         roots = [Path(p).expanduser().resolve() for p in paths]
         uploads = [u for u in upload_roots(self.uploads_dir(collection)) if u not in roots]
         skipped: list[Skip] = []
-        read = self._read(roots + uploads, follow_links, progress, skipped)
+        read = self._read(roots + uploads, options, progress, skipped)
         documents, repeated = read, None
         if self.corpus_rules:  # holds the documents' texts (not their vectors) until split
             documents, copies, repeated = prepare_corpus(read)
@@ -136,8 +140,9 @@ class Indexer:
             full=full,
             progress=progress,
             hook=hook,
+            skipped=skipped,
             sources=[str(r) for r in roots],
-            source_options=SourceOptions(follow_links=follow_links),
+            source_options=options,
         )
         report = self._run(collection, update)
         report.skipped = skipped + report.skipped
@@ -177,14 +182,15 @@ class Indexer:
         return self._run(collection, update)
 
     def _read(
-        self, paths: list[Path], follow_links: bool, show: bool, skipped: list[Skip]
+        self, paths: list[Path], options: SourceOptions, show: bool, skipped: list[Skip]
     ) -> Iterator[Document]:
         """The documents under ``paths``, as they are parsed; the files skipped go to
         ``skipped`` (each logged as it happens)."""
         max_bytes = int(self.settings.max_file_mb * 2**20)
+        chosen = Selection.of(options.include, options.exclude)
         # each file within its time and memory budget
         with self.parser() as parser:
-            found = discover(paths, max_bytes, follow_links, parser)
+            found = discover(paths, max_bytes, options.follow_links, parser, chosen)
             for item in progress(found, show, "Reading", "file"):
                 if isinstance(item, Skip):
                     log.warning("%s", item)
@@ -233,7 +239,9 @@ class Indexer:
                 log.info("removed leftover %s", leftover)
             previous = self._open_previous(directory, update, report)
             try:
-                return self._apply(collection, previous, update, report, timer)
+                report = self._apply(collection, previous, update, report, timer)
+                record_run(directory, update, report)  # every file's state, as one switch saw it
+                return report
             except BaseException:
                 if current_generation(directory) is None:
                     remove_uncommitted(directory)  # a failed first write leaves no empty collection
@@ -260,9 +268,10 @@ class Indexer:
         directory = self.settings.collection_dir(collection)
         reuse = previous is not None and not report.full_rebuild
         plan = Plan(previous, reuse, previous.document_hashes() if previous is not None else {})
+        update.plan = plan
         # ids only ever grow, also across --full rebuilds, so an old citation never names another passage
         first_id = (
-            previous.manifest.next_passage_id if previous is not None else _live_next_id(directory)
+            previous.manifest.next_passage_id if previous is not None else live_next_id(directory)
         )
         meter = bar(update.progress, None, "Embedding", "passage")
         build = SegmentBuild(
@@ -388,11 +397,3 @@ class Indexer:
         if update.before_switch is not None:
             update.before_switch()
         return report
-
-
-def _live_next_id(directory: Path) -> int:
-    """``next_passage_id`` of the live generation (0 when there is none or it is unreadable)."""
-    try:
-        return read_manifest(directory).next_passage_id
-    except StoreError:
-        return 0

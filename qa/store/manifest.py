@@ -61,6 +61,9 @@ class SourceOptions(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     follow_links: bool = False
+    # gitignore-style patterns relative to each folder (qa index --include/--exclude; issue 18)
+    include: list[str] = []
+    exclude: list[str] = []
 
 
 class BuildInfo(BaseModel):
@@ -76,7 +79,7 @@ class BuildInfo(BaseModel):
     source_options: SourceOptions = SourceOptions()  # absent before issue 12
 
     @field_serializer("source_options")
-    def _options(self, options: SourceOptions) -> dict[str, bool]:
+    def _options(self, options: SourceOptions) -> dict[str, object]:
         # written as read: a collection whose manifest had ``{}`` keeps ``{}``
         return options.model_dump(exclude_unset=True)
 

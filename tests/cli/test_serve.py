@@ -42,10 +42,11 @@ def address(process: subprocess.Popen[str], timeout: float = 300) -> tuple[str, 
 
 
 def test_serve_builds_the_default_index_then_answers(tmp_path: Path) -> None:
-    process = start(tmp_path / "index", "--port", "0")
+    process = start(tmp_path / "index", "--port", "0", "--watch")
     try:
         base, log = address(process)
         assert "no index yet: building it" in "".join(log)
+        assert "corpus for collection 'default'" in "".join(log)  # --watch follows its folder
         page = httpx.get(base + "/", timeout=30)
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
         assert (

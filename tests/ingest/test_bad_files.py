@@ -154,8 +154,8 @@ def vanish_after_discovery(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
     """Delete ``name`` right after the folder is listed, before it is read."""
     walk = qa.ingest.discovery._walk
 
-    def walk_then_delete(root: Path, follow_links: bool = False):  # type: ignore[no-untyped-def]
-        yield from walk(root, follow_links)
+    def walk_then_delete(root: Path, *options: object):  # type: ignore[no-untyped-def]
+        yield from walk(root, *options)
         victim = root / name
         if victim.exists():
             victim.unlink()

@@ -10,6 +10,7 @@ from qa.http.routes import (
     pages,
     questions,
     sources,
+    status,
     web,
     writes,
 )
@@ -19,6 +20,7 @@ ROUTERS = [
     openai.router,
     collections.router,
     sources.router,
+    status.router,
     feedback.router,
     web.router,
     pages.router,
