@@ -9,6 +9,8 @@ deletions today, permissions and filters tomorrow.
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -25,9 +27,14 @@ from qa.store.manifest import (
     format_error,
     read_manifest,
 )
+from qa.store.rowmeta import PUBLIC, RowMeta, read_row_meta
 from qa.store.segment import Segment, Sentences
 from qa.store.sql import PASSAGES_WITH_DOCUMENT, DocumentRow, PassageRow, document_row, passage_row
 from qa.store.verify import check_model, verify_generation
+
+# group sets whose masks a loaded generation keeps (one bit per row each): callers come in a
+# few group sets (a team, a public widget), so a small cache holds them all
+VISIBLE_CACHE = 64
 
 
 class Collection:
@@ -66,6 +73,9 @@ class Collection:
         )
         roots = [Path(p) for p in manifest.sources if p.startswith("/")]
         self._roots = [*roots, path.parent / UPLOADS]
+        self._meta: RowMeta | None = None
+        self._visible: OrderedDict[frozenset[str], np.ndarray] = OrderedDict()
+        self._meta_lock = threading.Lock()
 
     @classmethod
     def load(
@@ -145,6 +155,30 @@ class Collection:
         return Path(source.split(":", 1)[0]).name
 
     # ------------------------------------------------------------------ rows and masks
+    @property
+    def meta(self) -> RowMeta:
+        """Each row's document (access list, metadata) and page, read on first use."""
+        with self._meta_lock:
+            if self._meta is None:
+                self._meta = read_row_meta(self.segments, self.offsets.tolist(), self.public_source)
+            return self._meta
+
+    def visible(self, groups: frozenset[str]) -> np.ndarray:
+        """Row mask of the passages a reader in ``groups`` may see (public ones, and those of
+        documents naming one of ``groups``), remembered per group set for this generation."""
+        with self._meta_lock:
+            known = self._visible.get(groups)
+            if known is not None:
+                self._visible.move_to_end(groups)
+                return known
+        wanted = groups | {PUBLIC}
+        mask = self.meta.document_mask(lambda d: not d.groups.isdisjoint(wanted))
+        with self._meta_lock:
+            self._visible[groups] = mask
+            while len(self._visible) > VISIBLE_CACHE:
+                self._visible.popitem(last=False)
+        return mask
+
     def live_ids(self) -> np.ndarray:
         """Ids of every live passage, in row order."""
         return self.ids[self.live]
