@@ -17,6 +17,7 @@ from qa.cli.collections import collections
 from qa.cli.eval import eval_command
 from qa.cli.feedback import feedback_app, report
 from qa.cli.index import index
+from qa.cli.keys import keys_app
 from qa.cli.optimize import optimize
 from qa.cli.serve import serve
 from qa.cli.tune import tune
@@ -56,6 +57,7 @@ app.command()(tune)
 app.command()(report)
 app.add_typer(feedback_app, name="feedback")
 app.command()(optimize)
+app.add_typer(keys_app, name="keys")
 
 
 @app.callback()
