@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from functools import cached_property
 
 import numpy as np
 
@@ -39,19 +40,34 @@ class Filters:
 
     def keeps(self, document: DocumentMeta) -> bool:
         """Whether the document-level fields keep ``document``."""
-        tests = (
-            (self.document_id, lambda v: document.id == v),
-            (self.source_prefix, lambda v: document.source.startswith(v)),
-            (self.format, lambda v: document.format == v.lower()),
-            (self.title_contains, lambda v: v.lower() in document.title.lower()),
-            (self.tags, lambda v: v in document.tags),
-        )
-        if not all(any(map(test, values)) for values, test in tests if values):
+        if self.document_id and document.id not in self._ids:
+            return False
+        if self.source_prefix and not document.source.startswith(self.source_prefix):
+            return False
+        if self.format and document.format not in self._formats:
+            return False
+        title = document.title.lower()
+        if self.title_contains and not any(part in title for part in self._titles):
+            return False
+        if self.tags and document.tags.isdisjoint(self.tags):
             return False
         day = document.date[:10]
         if self.date_from is not None and not (day and day >= self.date_from):
             return False
         return self.date_to is None or bool(day and day <= self.date_to)
+
+    # the lists as sets, made once per filter (cached_property writes past the frozen fields)
+    @cached_property
+    def _ids(self) -> frozenset[str]:
+        return frozenset(self.document_id)
+
+    @cached_property
+    def _formats(self) -> frozenset[str]:
+        return frozenset(v.lower() for v in self.format)
+
+    @cached_property
+    def _titles(self) -> tuple[str, ...]:
+        return tuple(v.lower() for v in self.title_contains)
 
 
 FIELDS = {f.name for f in fields(Filters)} | {"page", "date"}
@@ -115,14 +131,22 @@ def allowed_rows(
     ``filters``; ``None`` when nothing is excluded."""
     mask = None if groups is None else collection.visible(groups)
     if filters:
-        meta = collection.meta
-        kept = meta.document_mask(filters.keeps)
-        if filters.page_from is not None or filters.page_to is not None:
-            page = meta.page_of_row
-            low, high = filters.page_from or 1, filters.page_to or np.iinfo(np.int32).max
-            kept &= (page >= low) & (page <= high)
+        kept = collection.cached_mask(
+            ("filters", filters), lambda: _filter_mask(collection, filters)
+        )
         mask = kept if mask is None else mask & kept
     return mask
+
+
+def _filter_mask(collection: Collection, filters: Filters) -> np.ndarray:
+    """The rows ``filters`` keep: their documents' fields, then their pages."""
+    meta = collection.meta
+    kept = meta.document_mask(filters.keeps)
+    if filters.page_from is not None or filters.page_to is not None:
+        page = meta.page_of_row
+        low, high = filters.page_from or 1, filters.page_to or np.iinfo(np.int32).max
+        kept &= (page >= low) & (page <= high)
+    return kept
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -32,9 +32,9 @@ from qa.store.segment import Segment, Sentences
 from qa.store.sql import PASSAGES_WITH_DOCUMENT, DocumentRow, PassageRow, document_row, passage_row
 from qa.store.verify import check_model, verify_generation
 
-# group sets whose masks a loaded generation keeps (one bit per row each): callers come in a
-# few group sets (a team, a public widget), so a small cache holds them all
-VISIBLE_CACHE = 64
+# masks a loaded generation keeps (a byte per row each): callers come in a few group sets (a
+# team, a public widget) and clients repeat their filters, so a small cache holds most
+MASK_CACHE = 64
 
 
 class Collection:
@@ -74,7 +74,7 @@ class Collection:
         roots = [Path(p) for p in manifest.sources if p.startswith("/")]
         self._roots = [*roots, path.parent / UPLOADS]
         self._meta: RowMeta | None = None
-        self._visible: OrderedDict[frozenset[str], np.ndarray] = OrderedDict()
+        self._masks: OrderedDict[Hashable, np.ndarray] = OrderedDict()
         self._meta_lock = threading.Lock()
 
     @classmethod
@@ -166,17 +166,25 @@ class Collection:
     def visible(self, groups: frozenset[str]) -> np.ndarray:
         """Row mask of the passages a reader in ``groups`` may see (public ones, and those of
         documents naming one of ``groups``), remembered per group set for this generation."""
-        with self._meta_lock:
-            known = self._visible.get(groups)
-            if known is not None:
-                self._visible.move_to_end(groups)
-                return known
         wanted = groups | {PUBLIC}
-        mask = self.meta.document_mask(lambda d: not d.groups.isdisjoint(wanted))
+        return self.cached_mask(
+            ("groups", groups),
+            lambda: self.meta.document_mask(lambda d: not d.groups.isdisjoint(wanted)),
+        )
+
+    def cached_mask(self, key: Hashable, build: Callable[[], np.ndarray]) -> np.ndarray:
+        """The row mask ``build`` makes, remembered under ``key`` for this generation (a
+        generation never changes, so a mask never goes stale)."""
         with self._meta_lock:
-            self._visible[groups] = mask
-            while len(self._visible) > VISIBLE_CACHE:
-                self._visible.popitem(last=False)
+            known = self._masks.get(key)
+            if known is not None:
+                self._masks.move_to_end(key)
+                return known
+        mask = build()
+        with self._meta_lock:
+            self._masks[key] = mask
+            while len(self._masks) > MASK_CACHE:
+                self._masks.popitem(last=False)
         return mask
 
     def live_ids(self) -> np.ndarray:
