@@ -37,6 +37,13 @@ def test_headers_from_a_trusted_proxy(access_index: Path, access_service: QAServ
         eng = _search(base, {"X-Forwarded-User": "ben", "X-Forwarded-Groups": "eng"})
         assert ENG_WORDS in eng.text and HR_WORDS not in eng.text
         assert _search(base, {}).status_code == 401  # no user: nobody
+        ben = {"X-Forwarded-User": "ben", "X-Forwarded-Groups": "eng"}
+        hidden = httpx.get(f"{base}/v1/documents/hr/salaries.md", headers=ben, timeout=30)
+        missing = httpx.get(f"{base}/v1/documents/hr/nothing.md", headers=ben, timeout=30)
+        assert hidden.status_code == missing.status_code == 404
+        listed = httpx.get(f"{base}/v1/collections", headers=ben, timeout=30).json()
+        counts = {c["name"]: c["documents"] for c in listed["collections"]}
+        assert counts == {"team": 3, "other": 1}  # eng.md, kites, public.md; other's public.md
         page = httpx.get(f"{base}/", timeout=30)
         assert page.status_code == 200  # the chat page itself holds no documents
 
