@@ -108,6 +108,12 @@ def test_valid_token_reads_its_groups(server: str, provider: Provider) -> None:
     assert HR_TEXT.split(".")[0] in hr.text and ENG_TEXT.split(".")[0] not in hr.text
     eng = _search(server, provider.token(groups=["eng"]))
     assert ENG_TEXT.split(".")[0] in eng.text and HR_TEXT.split(".")[0] not in eng.text
+    headers = {"Authorization": f"Bearer {provider.token(groups=['eng'])}"}
+    hidden = httpx.get(f"{server}/v1/documents/hr/salaries.md", headers=headers, timeout=30)
+    assert hidden.status_code == 404
+    mine = httpx.get(f"{server}/v1/documents/eng.md", headers=headers, timeout=30)
+    assert mine.status_code == 200 and mine.json()["groups"] == ["eng"]
+    assert httpx.get(f"{server}/metrics", headers=headers, timeout=30).status_code == 403
 
 
 @pytest.mark.parametrize(
