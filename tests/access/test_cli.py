@@ -52,3 +52,9 @@ def test_ask_with_filters(access_index: Path) -> None:
     assert nothing.returncode == 0 and "No document matches the filters" in nothing.stdout
     unknown = qa("ask", "salary", "-c", "team", "--filter", "colour=red", index_dir=access_index)
     assert unknown.returncode != 0 and "colour" in unknown.stderr
+
+
+def test_collections_with_groups(access_index: Path) -> None:
+    listed = qa("collections", "--groups", index_dir=access_index)
+    assert listed.returncode == 0, listed.stderr
+    assert "groups: eng (2), hr (1), public (1)" in listed.stdout
