@@ -256,3 +256,28 @@ def test_origin_and_rate_of_a_widget_key(server: str, tokens: dict[str, str]) ->
     assert httpx.get(search, headers=slow, timeout=30).status_code == 200
     limited = httpx.get(search, headers=slow, timeout=30)
     assert limited.status_code == 429 and int(limited.headers["Retry-After"]) > 0
+
+
+def test_every_stored_hash_is_compared_in_constant_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lookup neither stops at the matching key nor compares with ``==``: each stored
+    hash goes through ``hmac.compare_digest``, whichever key (if any) matches."""
+    from qa.access import Key
+    from qa.access import keys as keys_module
+
+    store = KeyStore(tmp_path)
+    made = [store.create(Key(f"k{i}", "", "read", ["public"])) for i in range(3)]
+    calls: list[int] = []
+    real = keys_module.hmac.compare_digest
+
+    def counted(a: bytes, b: bytes) -> bool:
+        calls.append(1)
+        return real(a, b)
+
+    monkeypatch.setattr(keys_module.hmac, "compare_digest", counted)
+    for token in (made[0], made[2], "qa_wrong"):
+        calls.clear()
+        found = store.find(token)
+        assert len(calls) == 3
+        assert (found.name if found else None) == {made[0]: "k0", made[2]: "k2"}.get(token)
