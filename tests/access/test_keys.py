@@ -183,6 +183,22 @@ def test_scopes_and_collections_on_writes(server: str, tokens: dict[str, str]) -
         timeout=60,
     )
     assert elsewhere.status_code == 403
+    foreign = {**doc, "groups": ["hr"]}
+    refused = httpx.post(
+        f"{server}/v1/collections/team/documents",
+        json=foreign,
+        headers=_as(tokens["writer"]),
+        timeout=60,
+    )
+    assert refused.status_code == 403 and "'hr'" in refused.json()["error"]["message"]
+    overwrite = {**doc, "id": "hr/salaries.md"}
+    replaced = httpx.post(
+        f"{server}/v1/collections/team/documents",
+        json=overwrite,
+        headers=_as(tokens["writer"]),
+        timeout=60,
+    )
+    assert replaced.status_code == 403  # a document it may not read is not its to replace
     wrote = httpx.post(
         f"{server}/v1/collections/team/documents",
         json=doc,

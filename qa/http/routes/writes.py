@@ -13,8 +13,10 @@ from starlette.datastructures import UploadFile
 from qa.errors import Forbidden, InvalidInput, UnsupportedMediaType
 from qa.http.deps import ServiceDep, caller_of, require_writer, valid_name, visible_document
 from qa.http.schemas import ERRORS, DocumentIn, WriteResponse
+from qa.search.scope import may_see
 from qa.service import QAService
 from qa.store import IndexReport
+from qa.store.rowmeta import PUBLIC
 
 
 def writable(request: Request) -> None:
@@ -83,9 +85,28 @@ async def _add_json(request: Request, service: QAService, name: str) -> IndexRep
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from None
     meta = {"groups": document.groups or [], "tags": document.tags or []}
+    await run_in_threadpool(_check_writer, request, service, name, document.id, meta["groups"])
     return await run_in_threadpool(
         service.add_text, name, document.id, document.title, document.text, document.source, meta
     )
+
+
+def _check_writer(
+    request: Request, service: QAService, name: str, document_id: str, groups: list[str]
+) -> None:
+    """A writer that reads only some groups gives documents only those groups (or public),
+    and does not replace a document it may not read."""
+    caller = caller_of(request)
+    if caller.groups is None:
+        return
+    foreign = sorted(set(groups) - caller.groups - {PUBLIC})
+    if foreign:
+        raise Forbidden(f"groups: this key may not give documents the group {foreign[0]!r}")
+    if name not in service.collection_names():
+        return
+    existing = service.collection(name).document(document_id)
+    if existing is not None and not may_see(existing, caller.groups):
+        raise Forbidden(f"this key may not replace document {document_id!r}")
 
 
 async def _add_upload(request: Request, service: QAService, name: str) -> IndexReport:
