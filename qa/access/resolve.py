@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from qa.access.caller import ADMIN, EVERYONE, NOBODY, PUBLIC_READER, Caller, Level
 from qa.access.keys import KeyStore
 from qa.config import Settings
-from qa.errors import Forbidden, QAError, Unauthorized
+from qa.errors import Forbidden, InvalidInput, QAError, Unauthorized
 
 if TYPE_CHECKING:
     from qa.access.oidc import TokenVerifier
@@ -51,7 +51,9 @@ class Authenticator:
         self.settings = settings
         self.mode = settings.auth
         self.keys = KeyStore(settings.index_dir)
-        self.proxies = [ipaddress.ip_network(p, strict=False) for p in _networks(settings)]
+        # checked only where they decide identities (QA_AUTH=header)
+        networks = _networks(settings) if self.mode == "header" else []
+        self.proxies = [ipaddress.ip_network(p, strict=False) for p in networks]
         self.any_proxy = "*" in settings.trusted_proxies
         self.verifier: TokenVerifier | None = None
         if self.mode == "oidc":
@@ -121,4 +123,13 @@ def _none_mode_refusal(settings: Settings, need: Level) -> QAError:
 
 
 def _networks(settings: Settings) -> list[str]:
-    return [p for p in settings.trusted_proxies if p != "*"]
+    """The proxies' addresses and ranges (a clear error, at start-up, for anything else)."""
+    out = [p for p in settings.trusted_proxies if p != "*"]
+    for value in out:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise InvalidInput(
+                f"QA_TRUSTED_PROXIES: {value!r} is not an IP address or CIDR range"
+            ) from None
+    return out
