@@ -159,16 +159,20 @@ class GateMiddleware:
     def _refusal(self, scope: Scope, policy: Policy) -> QAError | None:
         """Why the request is refused before its body is read, or ``None``."""
         headers = scope.get("headers", [])
+        peer = scope.get("qa.peer") or (scope.get("client") or ("", 0))[0]
         try:
-            caller = self.auth.resolve(headers, scope.get("qa.peer") or client_key(scope))
+            caller, wrong = self.auth.resolve(headers, peer), None
         except QAError as error:
-            return error
-        scope["qa.caller"] = caller
-        if policy.cost > 0 and caller.scope != "admin":  # the admin key is never limited
+            caller, wrong = None, error
+        # the admin key is never limited; wrong credentials are charged like any request
+        if policy.cost > 0 and (caller is None or caller.scope != "admin"):
             wait = self._wait(scope, caller, policy.cost)
             if wait > 0:
                 self.metrics.rate_limited.labels(policy.route).inc()
                 return RateLimited(max(1, math.ceil(wait)))
+        if caller is None:
+            return wrong
+        scope["qa.caller"] = caller
         refused = self.auth.refusal(caller, needs(policy), headers)
         if refused is not None:
             return refused
@@ -183,13 +187,13 @@ class GateMiddleware:
                 return PayloadTooLarge(limit)
         return None
 
-    def _wait(self, scope: Scope, caller: Caller, cost: float) -> float:
+    def _wait(self, scope: Scope, caller: Caller | None, cost: float) -> float:
         """Seconds until the request's address and key (with its own rate) have tokens."""
         wait = self.limiter.take(client_key(scope), cost) if self.limiter is not None else 0.0
-        if caller.rate_per_minute > 0:
+        if caller is not None and caller.rate_per_minute > 0:
             per_minute = caller.rate_per_minute
             limiter = self.key_limiters.get(caller.key)
-            if limiter is None or limiter.rate * 60 != per_minute:
+            if limiter is None or not math.isclose(limiter.rate * 60, per_minute):
                 # a burst of ten seconds' worth: a page's few requests at once, not a minute's
                 burst = max(1, round(per_minute / 6))
                 limiter = self.key_limiters[caller.key] = RateLimiter(per_minute, burst)  # type: ignore[arg-type]

@@ -297,3 +297,15 @@ def test_every_stored_hash_is_compared_in_constant_time(
         found = store.find(token)
         assert len(calls) == 3
         assert (found.name if found else None) == {made[0]: "k0", made[2]: "k2"}.get(token)
+
+
+def test_wrong_keys_are_rate_limited(access_index: Path, access_service: QAService) -> None:
+    """Guessing keys costs what any request does: past the address's bucket, 429 (not 401)."""
+    settings = settings_of(access_index, auth="keys", rate_limit_per_minute=60)
+    settings = settings.model_copy(update={"rate_limit_burst": 2})
+    with serve_in_thread(create_app(settings, access_service)) as base:
+        statuses = [
+            httpx.get(f"{base}/v1/search?q=x", headers=_as(f"qa_guess{i}"), timeout=30).status_code
+            for i in range(3)
+        ]
+    assert statuses == [401, 401, 429]
