@@ -70,3 +70,27 @@ def test_changing_only_groups_embeds_nothing(tmp_path: Path, embedder: Embedder)
     assert report.embedded == 0 and report.relocated == 1, report.summary()
     hr = service.collection("team").document("hr/salaries.md")
     assert hr is not None and hr.groups == ["hr", "finance"]
+
+
+def test_nearest_access_file_wins_and_documents_override_it(tmp_path: Path) -> None:
+    from qa.ingest import discover
+
+    root = tmp_path / "root"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "c").mkdir()
+    (root / ".qa-access").write_text("staff\n", encoding="utf-8")
+    (root / "a" / ".qa-access").write_text("hr, finance  # two groups\n", encoding="utf-8")
+    (root / "a" / "b" / "deep.txt").write_text("Deep\n\nUnder a and b.\n", encoding="utf-8")
+    (root / "c" / "near.txt").write_text("Near\n\nUnder c only.\n", encoding="utf-8")
+    own = "---\ngroups: eng\n---\n# Own\n\nIts own groups.\n"
+    (root / "a" / "own.md").write_text(own, encoding="utf-8")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / ".qa-access").write_text("everyone-outside\n", encoding="utf-8")  # above the root
+    found = {d.id: d.groups for d in discover([root]) if not isinstance(d, Exception)}
+    assert found == {
+        "a/b/deep.txt": ["hr", "finance"],
+        "c/near.txt": ["staff"],
+        "a/own.md": ["eng"],
+    }
+    single = [d for d in discover([root / "c" / "near.txt"]) if not isinstance(d, Exception)]
+    assert single[0].groups is None  # a file given alone: only its own folder (none there)
