@@ -94,3 +94,13 @@ def test_nearest_access_file_wins_and_documents_override_it(tmp_path: Path) -> N
     }
     single = [d for d in discover([root / "c" / "near.txt"]) if not isinstance(d, Exception)]
     assert single[0].groups is None  # a file given alone: only its own folder (none there)
+
+
+def test_write_api_groups_change_embeds_nothing(tmp_path: Path, embedder: Embedder) -> None:
+    service = QAService(make_settings(tmp_path / "index"), embedder)
+    text = "Ferries cross the lake every hour, from dawn until the evening bell."
+    service.add_text("w", "ferry", "Ferries", text, None, {"groups": ["ops"], "tags": ["boats"]})
+    report = service.add_text("w", "ferry", "Ferries", text, None, {"groups": ["ops", "hr"]})
+    assert report.embedded == 0, report.summary()
+    row = service.collection("w").document("ferry")
+    assert row is not None and (row.groups, row.tags) == (["ops", "hr"], [])
