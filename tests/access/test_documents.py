@@ -104,3 +104,16 @@ def test_write_api_groups_change_embeds_nothing(tmp_path: Path, embedder: Embedd
     assert report.embedded == 0, report.summary()
     row = service.collection("w").document("ferry")
     assert row is not None and (row.groups, row.tags) == (["ops", "hr"], [])
+
+
+def test_front_matter_groups_change_embeds_nothing(tmp_path: Path, embedder: Embedder) -> None:
+    """The front matter is part of the text (so the document is split again) but not of any
+    passage: every passage's vector is reused."""
+    docs = write_corpus(tmp_path)
+    service = QAService(make_settings(tmp_path / "index"), embedder)
+    service.index([docs], "team")
+    page = docs / "eng.md"
+    page.write_text(page.read_text(encoding="utf-8").replace("[eng]", "[eng, ops]"), "utf-8")
+    report = service.index([docs], "team")
+    assert report.embedded == 0 and report.updated == 1, report.summary()
+    assert service.collection("team").document("eng.md").groups == ["eng", "ops"]  # type: ignore[union-attr]
