@@ -180,6 +180,19 @@ class Settings(BaseSettings):
         description="addresses (or CIDR ranges) of reverse proxies whose X-Forwarded-For/-Proto are believed; "
         "default none: the client is the peer address",
     )
+    # Who may see what (qa.access): how a request's caller is identified
+    auth: Literal["none", "keys", "header", "oidc"] = Field(
+        default="none", description="none: everything public, writes with QA_API_KEY (a laptop)"
+    )
+    public_read: bool = Field(
+        default=False, description="callers without credentials read the public documents"
+    )
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_groups_claim: str = "groups"
+    oidc_refetch_s: float = Field(
+        default=60.0, ge=0, description="at most one JWKS read per this many seconds"
+    )
     rate_limit_per_minute: int = Field(default=300, ge=0, description="per client; 0 disables")
     rate_limit_burst: int = Field(default=60, ge=1)
     request_timeout_s: float = Field(

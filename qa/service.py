@@ -38,6 +38,7 @@ from qa.search import (
     build_reply,
     link_citations,
 )
+from qa.search.scope import Scope, no_match_notice, within
 from qa.store import (
     UPLOADS,
     Collection,
@@ -291,13 +292,19 @@ class QAService(FolderWatching):
             )
 
     def add_text(
-        self, collection: str, document_id: str, title: str, text: str, source: str | None
+        self,
+        collection: str,
+        document_id: str,
+        title: str,
+        text: str,
+        source: str | None,
+        meta: dict[str, list[str]] | None = None,  # its ``groups`` and ``tags``
     ) -> IndexReport:
         """Add or replace a document given as text; it is kept as a one-line JSONL file."""
         uploads = self.indexer.uploads_dir(self._check_room(collection))
         uploads_store.check_document_id(document_id)
         target = uploads_store.record_path(uploads, document_id)
-        line = uploads_store.record_line(document_id, title, text, source)
+        line = uploads_store.record_line(document_id, title, text, source, meta)
         with _unreadable():
             documents = read_jsonl_bytes(Path(document_id), line)
             if not documents:
@@ -323,15 +330,6 @@ class QAService(FolderWatching):
                 before_switch=lambda: uploads_store.remove(uploads, document_id),
             )
         )
-
-    def delete_note(self, collection: str) -> str | None:
-        """What a client should know after deleting from ``collection``: a collection also
-        built from folders gets a deleted file's document back on the next reindex."""
-        uploads = str(self.indexer.uploads_dir(collection).resolve())
-        sources = self.manifest(collection).sources
-        if sources and not all(source == uploads for source in sources):
-            return "if the document's file is still in an indexed folder, the next reindex adds it back"
-        return None
 
     def reindex(self, collection: str, full: bool = False) -> IndexReport:
         """Index the collection's folders again (new, changed and vanished files)."""
@@ -365,21 +363,22 @@ class QAService(FolderWatching):
         with_answer: bool = False,
         mode: Mode | None = None,
         params: SearchParams | None = None,
+        scope: Scope | None = None,
     ) -> Reply:
         """Rank passages for ``question`` (a follow-up when ``history`` is given) in a
         collection (by name, or one already loaded: a generation not yet live, for the
-        indexing gate) with its settings (or ``params``, for tuning)."""
+        indexing gate) with its settings (or ``params``, for tuning); see :mod:`qa.search.scope`."""
         started = time.perf_counter()
         loaded = collection if isinstance(collection, Collection) else self.collection(collection)
         params = params or self.params.of(loaded.name)
         query = build_query(question, history, self.embedder)
         encoded = time.perf_counter()
-        hits = self.retriever(loaded, mode, params.fusion).search(
-            query, top_k or self.settings.top_k
-        )
+        retriever = self.retriever(loaded, mode, params.fusion)
+        hits = within(retriever, scope, query, top_k or self.settings.top_k)
         searched = time.perf_counter()
         reply = build_reply(query, hits, loaded, self.embedder, params.answer, with_answer)
         link_citations(reply, loaded.name, self.settings.public_url or "")
+        reply.notice = no_match_notice(retriever, scope)
         done = time.perf_counter()
         reply.timings_ms = {
             "embed": round((encoded - started) * 1000, 2),
@@ -395,6 +394,7 @@ class QAService(FolderWatching):
         collection: str | None = None,
         top_k: int | None = None,
         history: Sequence[Turn] = (),
+        scope: Scope | None = None,
     ) -> Reply:
         """Passages with citations and the sentence that answers, or no answer."""
-        return self.search(question, collection, top_k, history, with_answer=True)
+        return self.search(question, collection, top_k, history, with_answer=True, scope=scope)

@@ -16,6 +16,9 @@
  *   data-top-k       passages per answer, 1-50 (default 5)
  *   data-theme       "auto" (default: follows prefers-color-scheme), "light" or "dark"
  *   data-auto        "false": only define the element, don't add one to the page
+ *   data-key         an API key (QA_AUTH=keys), sent as "Authorization: Bearer KEY": give a
+ *                    read key restricted to this site's origin, collections and a rate
+ *                    (`qa keys create --scope read --origins https://SITE ...`); it is public
  *
  * Or place the element yourself (then the script adds none); the attributes are the same without
  * "data-", except data-title, which is "heading":
@@ -607,6 +610,7 @@ textarea:focus-visible { outline: none; }
       this.mode = attr("mode") === "page" ? "page" : "launcher";
       this.endpoint = normalizeEndpoint(attr("endpoint"));
       this.collection = (attr("collection") || "").trim();
+      this.apiKey = (attr("key") || "").trim();
       this.headingText = (attr("heading") || "").trim();
       this.startersOption = parseStarters(attr("starters"));
       const k = parseInt(attr("top-k") || "5", 10);
@@ -800,6 +804,9 @@ textarea:focus-visible { outline: none; }
     }
 
     // ---------------------------------------------------------------- network
+    /** The key's header (data-key / key), or none. */
+    _auth() { return this.apiKey ? { Authorization: `Bearer ${this.apiKey}` } : {}; }
+
     async _fetchJSON(path, { method = "GET", body, timeout = REQUEST_TIMEOUT_MS, signal } = {}) {
       const controller = new AbortController();
       const timer = setTimeout(() => controller.abort("timeout"), timeout);
@@ -807,7 +814,7 @@ textarea:focus-visible { outline: none; }
       if (signal) signal.addEventListener("abort", onAbort, { once: true });
       let response;
       try {
-        const init = { method, mode: "cors", credentials: "omit", signal: controller.signal, headers: { Accept: "application/json" } };
+        const init = { method, mode: "cors", credentials: "omit", signal: controller.signal, headers: { Accept: "application/json", ...this._auth() } };
         if (body !== undefined) {
           init.headers["Content-Type"] = "application/json";
           init.body = JSON.stringify(body);
@@ -1295,7 +1302,7 @@ textarea:focus-visible { outline: none; }
       try {
         const response = await fetch(this.endpoint + "/v1/ask", {
           method: "POST", mode: "cors", credentials: "omit", signal: controller.signal,
-          headers: { Accept: "text/event-stream", "Content-Type": "application/json" },
+          headers: { Accept: "text/event-stream", "Content-Type": "application/json", ...this._auth() },
           body: JSON.stringify({ ...body, stream: true }),
         });
         if (!response.ok) {
@@ -1707,7 +1714,7 @@ textarea:focus-visible { outline: none; }
       if (data.mode !== "page" && document.querySelector(tagName)) return; // the page placed its own
       const widget = document.createElement(tagName);
       widget.setAttribute("endpoint", data.endpoint || DEFAULT_ENDPOINT);
-      const pairs = { title: "heading", collection: "collection", starters: "starters", open: "open", mode: "mode", topK: "top-k", theme: "theme" };
+      const pairs = { title: "heading", collection: "collection", starters: "starters", open: "open", mode: "mode", topK: "top-k", theme: "theme", key: "key" };
       for (const [key, attribute] of Object.entries(pairs)) {
         if (data[key] !== undefined) widget.setAttribute(attribute, data[key]);
       }

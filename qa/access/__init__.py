@@ -1,7 +1,7 @@
-"""Who may do what: the caller's key checked against the configured one.
-
-One admin key today (``QA_API_KEY``) guards writes and ``/metrics``. The check runs in the
-request gate before any body is read, and again in the route (defence in depth).
+"""Who may do what: the request's caller (user, groups, collections, scope) resolved from
+keys, trusted proxy headers or an OIDC token (``QA_AUTH``), and the single admin key
+(``QA_API_KEY``). The check runs in the request gate before any body is read, and again in
+the route (defence in depth). Nothing outside this package knows how a caller was identified.
 """
 
 from __future__ import annotations
@@ -10,10 +10,21 @@ import hmac
 from collections.abc import Iterable
 from typing import Literal
 
+from qa.access.caller import Caller
+from qa.access.keys import Key, KeyStore
+from qa.access.resolve import Authenticator
 from qa.config import Settings
 from qa.errors import Forbidden, QAError, Unauthorized
 
-__all__ = ["Role", "bearer_token", "check_key"]
+__all__ = [
+    "Authenticator",
+    "Caller",
+    "Key",
+    "KeyStore",
+    "Role",
+    "bearer_token",
+    "check_key",
+]
 
 Role = Literal["write", "admin"]
 DISABLED = {

@@ -17,6 +17,7 @@ from qa.cli.collections import collections
 from qa.cli.eval import eval_command
 from qa.cli.feedback import feedback_app, report
 from qa.cli.index import index
+from qa.cli.keys import keys_app
 from qa.cli.optimize import optimize
 from qa.cli.serve import serve
 from qa.cli.sources import sources
@@ -60,6 +61,7 @@ app.add_typer(feedback_app, name="feedback")
 app.command()(optimize)
 app.command()(sources)
 app.command()(watch)
+app.add_typer(keys_app, name="keys")
 
 
 @app.callback()

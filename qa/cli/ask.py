@@ -10,6 +10,7 @@ import typer
 
 from qa.cli.common import CollectionOption, ModelOption, make_settings, open_service
 from qa.errors import InvalidInput
+from qa.search.scope import Filters, Scope, parse_filters
 
 if TYPE_CHECKING:
     from qa.search import Reply
@@ -26,19 +27,43 @@ def ask(
     ] = None,
     model: ModelOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the reply as JSON")] = False,
+    filters: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--filter",
+            help="field=value (repeat; a field given twice matches either value): document_id, "
+            "source_prefix, format, title_contains, tags, page=FROM..TO, date=FROM..TO",
+        ),
+    ] = None,
 ) -> None:
     """Ask a question: the best passages with their citations and the answering sentence."""
     if not question.strip():
         raise InvalidInput("the question is empty")
+    scope = Scope(filters=_filters(filters or []))  # a bad filter fails before the model loads
     settings = make_settings(collection=collection, model=model, retriever=retriever)
     service = open_service(settings)
     if settings.collection == "default":
         service.ensure_default(progress=True)
-    reply = service.ask(question, top_k=top_k)
+    reply = service.ask(question, top_k=top_k, scope=scope)
     if as_json:
         typer.echo(json.dumps(reply.to_dict(), indent=2, ensure_ascii=False))
         return
     typer.echo(format_reply(reply))
+
+
+def _filters(given: list[str]) -> Filters:
+    """``--filter field=value`` flags as filters (values of one field are alternatives)."""
+    raw: dict[str, object] = {}
+    for item in given:
+        field, sep, value = item.partition("=")
+        if not sep or not field.strip():
+            raise InvalidInput(f"--filter {item!r}: give it as field=value")
+        field = field.strip()
+        if field in {"page", "date"}:
+            raw[field] = value.strip()
+        else:
+            raw.setdefault(field, []).append(value.strip())  # type: ignore[union-attr]
+    return parse_filters(raw)
 
 
 def format_reply(reply: Reply) -> str:
@@ -50,7 +75,7 @@ def format_reply(reply: Reply) -> str:
     elif reply.passages:
         lines.append("Answer:   the documents don't answer this; the nearest passages are below.")
     else:
-        lines.append("Answer:   nothing in the collection matches.")
+        lines.append(f"Answer:   {reply.notice or 'nothing in the collection matches.'}")
     for passage in reply.passages:
         c = passage.citation
         page = f", page {c.page}" if c.page else ""

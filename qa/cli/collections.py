@@ -16,6 +16,10 @@ if TYPE_CHECKING:
 
 def collections(
     as_json: Annotated[bool, typer.Option("--json", help="print as JSON")] = False,
+    groups: Annotated[
+        bool,
+        typer.Option("--groups", help="also count documents per access group (reads each index)"),
+    ] = False,
 ) -> None:
     """List the indexed collections with their counts and model."""
     from qa.store import list_collections, read_manifest
@@ -39,10 +43,29 @@ def collections(
         typer.echo(f"{'':<20} dense index {manifest.dense_index}: {manifest.dense_summary()}")
         for source in manifest.sources:
             typer.echo(f"{'':<20} from {source}")
+        if groups:
+            shares = _groups(settings.index_dir / name)
+            typer.echo(f"{'':<20} groups: " + ", ".join(f"{g} ({n})" for g, n in shares.items()))
         tuned = _tuned(settings.index_dir / name)
         if tuned:
             values = " ".join(f"{k}={v:g}" for k, v in tuned.items())
             typer.echo(f"{'':<20} tuned: {values} (qa tune)")
+
+
+def _groups(directory: Path) -> dict[str, int]:
+    """Live documents per access group (a document in two groups counts in both)."""
+    from collections import Counter
+
+    from qa.store import Collection
+
+    loaded = Collection.load(directory, verify=False)
+    try:
+        rows = loaded.meta.document_of_row[loaded.live]
+        live = {int(d) for d in rows.tolist() if d >= 0}
+        counts = Counter(g for d in live for g in loaded.meta.documents[d].groups)
+    finally:
+        loaded.close()
+    return dict(sorted(counts.items()))
 
 
 def _tuned(directory: Path) -> dict[str, float]:

@@ -14,13 +14,14 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qa import __version__
+from qa.access import Authenticator
 from qa.config import Settings
 from qa.errors import BadRequest, InvalidInput, QAError, StoreError
 from qa.generation import Writer
 from qa.http.errors import Shape, error_response, response_of
 from qa.http.limits import InFlight
 from qa.http.metrics import Metrics
-from qa.http.middleware import GateMiddleware, ObservabilityMiddleware
+from qa.http.middleware import GateMiddleware, ObservabilityMiddleware, PeerMiddleware
 from qa.http.policies import policy_of
 from qa.http.routes import ROUTERS
 from qa.service import QAService
@@ -45,6 +46,7 @@ def create_app(settings: Settings, service: QAService | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.inflight = InFlight(settings.max_inflight)
+    app.state.auth = Authenticator(settings)
     app.state.writer = Writer.from_settings(app.state.service, settings)
     web = Path(settings.web_dir)
     if web.is_dir():
@@ -82,6 +84,7 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
         from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
+    app.add_middleware(PeerMiddleware)  # outermost: the peer before any forwarded header
 
 
 def _shape(request: Request) -> Shape:

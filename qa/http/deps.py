@@ -10,12 +10,21 @@ from typing import Annotated, Literal, TypeVar
 import anyio
 from fastapi import Depends, Request
 
-from qa.access import Role, check_key
+from qa.access import Authenticator, Caller, Role
 from qa.config import Settings, validate_collection_name
-from qa.errors import InvalidName, NotFound, ServiceBusy, Timeout, UnsupportedMediaType
+from qa.errors import (
+    InvalidName,
+    NotFound,
+    ServiceBusy,
+    Timeout,
+    UnknownCollection,
+    UnsupportedMediaType,
+)
 from qa.http.limits import InFlight
 from qa.http.metrics import Metrics
+from qa.search.scope import hidden_document, may_see
 from qa.service import QAService
+from qa.store import DocumentRow
 
 T = TypeVar("T")
 
@@ -36,11 +45,34 @@ def metrics_of(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
+def caller_of(request: Request) -> Caller:
+    """The caller the gate resolved (resolved here when the app runs without its gate)."""
+    caller = request.scope.get("qa.caller")
+    if caller is None:
+        auth: Authenticator = request.app.state.auth
+        peer = (request.scope.get("client") or ("", 0))[0]
+        caller = request.scope["qa.caller"] = auth.resolve(request.scope.get("headers", []), peer)
+    return caller
+
+
+def readable(request: Request) -> list[str]:
+    """The collections the caller may use."""
+    service: QAService = request.app.state.service
+    return [n for n in service.collection_names() if caller_of(request).reads(n)]
+
+
 def load(request: Request, name: str | None) -> str:
     """Load the collection a request is for (default: the served one) and return its name,
-    which the request's log line shows from now on."""
+    which the request's log line shows from now on. One the caller may not use is a 404
+    exactly like one that does not exist (naming only the collections it may use)."""
     service: QAService = request.app.state.service
-    collection = service.collection(name)
+    wanted = name or service.settings.collection
+    try:
+        if not caller_of(request).reads(wanted):
+            raise UnknownCollection(wanted)
+        collection = service.collection(name)
+    except UnknownCollection as missing:
+        raise UnknownCollection(missing.name, readable(request)) from None
     request.scope.setdefault("state", {})["collection"] = collection.name
     counts = collection.counts
     metrics_of(request).collection_size(collection.name, counts["documents"], counts["passages"])
@@ -65,11 +97,27 @@ def require_json(request: Request) -> None:
 
 
 def _require(request: Request, need: Role) -> None:
-    """The gate checked the key before the body was read; checked again here in case the
+    """The gate checked the caller before the body was read; checked again here in case the
     app is mounted without its middleware."""
-    refused = check_key(request.app.state.settings, request.scope.get("headers", []), need)
+    auth: Authenticator = request.app.state.auth
+    refused = auth.refusal(caller_of(request), need, request.scope.get("headers", []))
     if refused is not None:
         raise refused
+
+
+def visible_document(
+    request: Request, service: QAService, collection: str, document_id: str
+) -> DocumentRow:
+    """The document, when it exists and the caller may see it; else the same 404 for both."""
+    row = service.collection(collection).document(document_id)
+    if row is None or not may_see(row, groups_of(request)):
+        raise hidden_document(document_id, collection)
+    return row
+
+
+def groups_of(request: Request) -> frozenset[str] | None:
+    """The groups whose documents the caller may read (``None``: every document)."""
+    return caller_of(request).groups
 
 
 def require_writer(request: Request) -> None:

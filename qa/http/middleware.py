@@ -21,13 +21,13 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from qa.access import check_key
+from qa.access import Authenticator, Caller
 from qa.config import Settings
 from qa.errors import BadRequest, QAError
 from qa.http.errors import PayloadTooLarge, RateLimited, RequestTimeout, send_error
 from qa.http.limits import RateLimiter, client_key
 from qa.http.metrics import Metrics
-from qa.http.policies import Policy
+from qa.http.policies import Policy, needs
 
 access_log = logging.getLogger("qa.access")
 
@@ -122,6 +122,8 @@ class GateMiddleware:
             "upload": settings.max_upload_bytes,
         }
         self.read_timeout_s = settings.body_read_timeout_s
+        self.auth = Authenticator(settings)
+        self.key_limiters: dict[str, RateLimiter] = {}  # a key's own rate, by key name
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") == "OPTIONS":
@@ -157,16 +159,23 @@ class GateMiddleware:
     def _refusal(self, scope: Scope, policy: Policy) -> QAError | None:
         """Why the request is refused before its body is read, or ``None``."""
         headers = scope.get("headers", [])
-        if self.limiter is not None and policy.cost > 0:
-            wait = self.limiter.take(client_key(scope), policy.cost)
-            # the admin key is never limited
-            if wait > 0 and check_key(self.settings, headers, "admin") is not None:
+        peer = scope.get("qa.peer") or (scope.get("client") or ("", 0))[0]
+        try:
+            caller, wrong = self.auth.resolve(headers, peer), None
+        except QAError as error:
+            caller, wrong = None, error
+        # the admin key is never limited; wrong credentials are charged like any request
+        if policy.cost > 0 and (caller is None or caller.scope != "admin"):
+            wait = self._wait(scope, caller, policy.cost)
+            if wait > 0:
                 self.metrics.rate_limited.labels(policy.route).inc()
                 return RateLimited(max(1, math.ceil(wait)))
-        if policy.auth != "none":
-            refused = check_key(self.settings, headers, policy.auth)
-            if refused is not None:
-                return refused
+        if caller is None:
+            return wrong
+        scope["qa.caller"] = caller
+        refused = self.auth.refusal(caller, needs(policy), headers)
+        if refused is not None:
+            return refused
         limit = self.limits[policy.body]
         declared = dict(headers).get(b"content-length")
         if declared is not None:
@@ -177,6 +186,19 @@ class GateMiddleware:
             if too_big:
                 return PayloadTooLarge(limit)
         return None
+
+    def _wait(self, scope: Scope, caller: Caller | None, cost: float) -> float:
+        """Seconds until the request's address and key (with its own rate) have tokens."""
+        wait = self.limiter.take(client_key(scope), cost) if self.limiter is not None else 0.0
+        if caller is not None and caller.rate_per_minute > 0:
+            per_minute = caller.rate_per_minute
+            limiter = self.key_limiters.get(caller.key)
+            if limiter is None or not math.isclose(limiter.rate * 60, per_minute):
+                # a burst of ten seconds' worth: a page's few requests at once, not a minute's
+                burst = max(1, round(per_minute / 6))
+                limiter = self.key_limiters[caller.key] = RateLimiter(per_minute, burst)  # type: ignore[arg-type]
+            wait = max(wait, limiter.take(caller.key, cost))
+        return wait
 
     async def _read_body(self, receive: Receive, limit: int) -> bytes | None:
         """The whole body (at most ``limit`` bytes), or ``None`` when the client left.
@@ -202,3 +224,17 @@ class GateMiddleware:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
+
+
+class PeerMiddleware:
+    """Keeps the address the connection came from (``qa.peer``) before the proxy-header
+    middleware replaces the client with the forwarded one: identity headers are believed
+    only from a trusted proxy, which is the peer, not the client it names."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope["qa.peer"] = (scope.get("client") or ("", 0))[0]
+        await self.app(scope, receive, send)

@@ -68,6 +68,17 @@ STATIC_PATHS = frozenset(
 )
 
 
+# open to anyone in every auth mode: the pages and scripts (they hold no documents), health
+OPEN_ROUTES = frozenset({"static", "unmatched", "/healthz", "/readyz"})
+
+
+def needs(policy: Policy) -> Literal["none", "read", "write", "admin"]:
+    """The access level a route needs: its policy's, else read (open routes need none)."""
+    if policy.auth != "none":
+        return policy.auth
+    return "none" if policy.route in OPEN_ROUTES or policy in (STATIC, UNMATCHED) else "read"
+
+
 def policy_of(routes: Sequence[BaseRoute], scope: Scope) -> Policy:
     """The policy of the route among ``routes`` that a request is for."""
     method = scope.get("method", "")

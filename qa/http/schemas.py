@@ -45,6 +45,11 @@ class AskRequest(BaseModel):
     collection: str | None = Field(
         default=None, description="collection name (default: the served one)"
     )
+    filters: dict[str, Any] | None = Field(
+        default=None,
+        description="metadata filters: document_id, source_prefix, format, title_contains, "
+        "tags (a value or a list: any of them), page and date ([from, to]); all fields must hold",
+    )
     stream: bool = Field(
         default=False,
         description="Server-Sent Events: `reply` (the extractive answer, at once), `delta` "
@@ -159,6 +164,7 @@ class AskResponse(BaseModel):
 
 class SearchResponse(BaseModel):
     query: str
+    notice: str | None = Field(default=None, description="why nothing was searched")
     passages: list[PassageModel]
     collection: str
     generation: str
@@ -219,6 +225,9 @@ class DocumentResponse(BaseModel):
     text: str
     passages: list[StoredPassage]
     collection: str
+    groups: list[str] = Field(default_factory=lambda: ["public"], description="who may read it")
+    tags: list[str] = Field(default_factory=list)
+    date: str = ""
 
 
 class DocumentIn(BaseModel):
@@ -236,6 +245,10 @@ class DocumentIn(BaseModel):
     source: str | None = Field(
         default=None, max_length=1000, description="where it came from (URL or path)"
     )
+    groups: list[str] | None = Field(
+        default=None, max_length=64, description="who may read it (default: public)"
+    )
+    tags: list[str] | None = Field(default=None, max_length=64)
 
 
 class SkippedFile(BaseModel):

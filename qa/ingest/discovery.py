@@ -6,15 +6,17 @@ relative to it (``corpus/notes.txt``), never by their absolute path on this mach
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
 from collections import deque
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qa.ingest.documents import DEFAULT_MAX_FILE_BYTES, Document, Skip
+from qa.ingest.documents import DEFAULT_MAX_FILE_BYTES, Document, Skip, name_list
 from qa.ingest.readers import read_file, read_jsonl
 from qa.ingest.selection import Ignore, Selection, read_ignore
 
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
     from qa.ingest.parsing import ParserPool
 
 
+ACCESS_FILE = ".qa-access"  # groups for every document below its folder (the nearest one wins)
+ACCESS_FILE_MAX_BYTES = 64 * 1024
 OUTSIDE = "symbolic link to a path outside the indexed folder; not followed (use --follow-links to index it)"
 
 
@@ -160,13 +164,50 @@ def discover(
     else:
         results = (_read(item, max_bytes) for item in items())
     seen: set[str] = set()
+    folders: dict[Path, list[str] | None] = {}
     for result in results:
         root, path = located.popleft()
         if isinstance(result, Skip):
             yield result if result.path else _renamed(result, root, path)
         else:
             result.source = _display_source(result.source, root, path)
-            yield from _unique(result, seen)
+            yield from _unique(_with_folder(result, root, path, folders), seen)
+
+
+def _with_folder(
+    document: Document, root: Path, path: Path, folders: dict[Path, list[str] | None]
+) -> Document:
+    """The document with its folder's access list (when it names no groups itself) and, when
+    it gives no date, its file's modification time."""
+    if document.groups is None:
+        folder = path.parent
+        stop = root if root.is_dir() else path.parent
+        while True:
+            if folder not in folders:
+                folders[folder] = _access_file(folder / ACCESS_FILE)
+            if folders[folder] is not None or folder == stop or stop not in folder.parents:
+                break
+            folder = folder.parent
+        document.groups = folders[folder]
+    if not document.date:
+        with contextlib.suppress(OSError):
+            stamp = path.stat().st_mtime
+            document.date = datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d")
+    return document
+
+
+def _access_file(path: Path) -> list[str] | None:
+    """The groups a ``.qa-access`` file names (one per line or comma-separated, ``#``
+    comments), or ``None`` when there is no such (regular) file."""
+    try:
+        if path.is_symlink() or not path.is_file():
+            return None
+        with path.open("rb") as handle:
+            text = handle.read(ACCESS_FILE_MAX_BYTES).decode("utf-8", "replace")
+    except OSError:
+        return None
+    names = [line.split("#", 1)[0] for line in text.splitlines()]
+    return name_list(",".join(names)) or None
 
 
 def _prepare(root: Path, path: Path) -> Iterator[tuple[Path, str] | Document | Skip]:

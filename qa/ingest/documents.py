@@ -12,6 +12,7 @@ TEXT_SUFFIXES = {".txt", ".text", ".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | {".pdf", ".jsonl"}
 DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024
+PUBLIC = "public"  # the group every reader of a collection is in
 
 
 @dataclass
@@ -25,6 +26,10 @@ class Document:
     format: str
     body_start: int = 0  # passages start here (after a title line that is part of ``text``)
     pages: list[int] = field(default_factory=list)  # char offset where each PDF page starts
+    # who may read it (``None``: not said by the document; a folder's ``.qa-access`` or public)
+    groups: list[str] | None = None
+    tags: list[str] = field(default_factory=list)
+    date: str = ""  # ISO date: front matter ``date:``, a JSONL ``date``, else the file's mtime
 
     @property
     def content_hash(self) -> str:
@@ -34,7 +39,16 @@ class Document:
             digest.update(part.encode("utf-8", "surrogatepass"))
             digest.update(b"\x00")
         digest.update(json.dumps(self.pages).encode())
+        # only when not the default, so documents indexed before access lists keep their hash;
+        # the file-time date is left out (touching a file is not a change worth a new row)
+        if self.access_groups != [PUBLIC] or self.tags:
+            digest.update(json.dumps([self.access_groups, self.tags]).encode())
         return digest.hexdigest()
+
+    @property
+    def access_groups(self) -> list[str]:
+        """The groups that may read it (``public`` unless said otherwise)."""
+        return list(self.groups) if self.groups else [PUBLIC]
 
     def page_at(self, offset: int) -> int | None:
         """1-based page number holding ``offset`` (PDF only)."""
@@ -96,3 +110,10 @@ def decode_text(data: bytes, source: str) -> str:
     if not text.strip():
         raise Skip(source, "empty file (only whitespace)")
     return text
+
+
+def name_list(value: object) -> list[str]:
+    """Group or tag names from a JSON list or a comma-separated string (trimmed, no empties)."""
+    items = value if isinstance(value, list) else str(value or "").split(",")
+    out = [str(item).strip().strip("'\"").strip() for item in items]
+    return list(dict.fromkeys(item for item in out if item))

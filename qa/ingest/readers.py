@@ -20,6 +20,7 @@ from qa.ingest.documents import (
     Document,
     Skip,
     decode_text,
+    name_list,
     normalise_newlines,
 )
 
@@ -66,6 +67,37 @@ def _front_matter_title(front: str) -> str:
     return ""
 
 
+def _front_matter_field(front: str, key: str) -> str | list[str]:
+    """The value of a top-level ``key:`` of YAML front matter: its text, or the items of a
+    block list (``- item`` lines) under it; '' when absent. Plain string operations, linear."""
+    lines = front.split("\n")
+    for number, line in enumerate(lines):
+        if not line.startswith(key + ":"):
+            continue
+        value = line[len(key) + 1 :].strip()
+        if value.startswith("[") and value.endswith("]"):
+            return value[1:-1].split(",")
+        if value:
+            return value
+        items = []
+        for item in lines[number + 1 :]:
+            if not item.lstrip().startswith("- "):
+                break
+            items.append(item.lstrip()[2:])
+        return items
+    return ""
+
+
+def _with_front_matter(document: Document, front: str) -> Document:
+    """``groups``, ``tags`` and ``date`` of the front matter on the document."""
+    groups = name_list(_front_matter_field(front, "groups"))
+    document.groups = groups or None
+    document.tags = name_list(_front_matter_field(front, "tags"))
+    date = _front_matter_field(front, "date")
+    document.date = date.strip("'\"")[:32] if isinstance(date, str) else ""
+    return document
+
+
 def _heading_text(line: str) -> str:
     """A Markdown heading line without its ``#`` marks (leading, and closing ones)."""
     text = line.lstrip("#").lstrip()
@@ -90,7 +122,8 @@ def read_markdown(path: Path, doc_id: str, data: bytes) -> Document:
         start = end
     if not text[start:].strip() and not title:
         raise Skip(str(path), "empty file")
-    return Document(doc_id, title.strip()[:300], str(path), text, "markdown", body_start=start)
+    document = Document(doc_id, title.strip()[:300], str(path), text, "markdown", body_start=start)
+    return _with_front_matter(document, front.group(1)) if front else document
 
 
 def html_to_text(markup: str) -> tuple[str, str]:
@@ -218,6 +251,9 @@ def _jsonl_lines(path: Path, lines: Iterable[bytes], errors: list[Skip]) -> Iter
             str(source_override) if source_override else where,
             text,
             "jsonl",
+            groups=name_list(record.get("groups")) or None,
+            tags=name_list(record.get("tags")),
+            date=str(record.get("date") or "")[:32],
         )
 
 

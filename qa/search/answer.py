@@ -54,6 +54,7 @@ class Reply:
     passages: list[RankedPassage]
     generation: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict)
+    notice: str | None = None  # why nothing was searched (a filter that keeps no document)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -59,6 +59,9 @@ class Retriever:
     fusion: FusionParams = field(default_factory=FusionParams)
     reranker: CrossEncoderReranker | None = None
     reranker_top_n: int = 20
+    # rows the caller may see and the filters keep (``None``: all): applied inside both
+    # searches, so the best ``k`` are the best allowed ones, never a cut of a longer list
+    allowed: np.ndarray | None = None
 
     def query(self, text: str) -> Query:
         return Query(text=text, vector=self.embedder.encode_queries([text])[0])
@@ -118,20 +121,20 @@ class Retriever:
         return head + tail
 
     def _dense(self, query: Query, k: int) -> list[Hit]:
-        ids, scores = self.collection.dense_search(query.vector[None, :], k)
+        ids, scores = self.collection.dense_search(query.vector[None, :], k, self.allowed)
         return [Hit(int(i), float(s), dense=float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
     def _bm25(self, query: Query, k: int, scores: np.ndarray | None = None) -> list[Hit]:
         lexical = self.collection.lexical
         if scores is None:
-            scores = lexical.scores(query.bm25_text, query.context)
+            scores = lexical.scores(query.bm25_text, query.context, self.allowed)
         ids, top = lexical.top(scores, k)
         return [Hit(int(i), float(s), lexical=float(s)) for i, s in zip(ids, top)]
 
     def _hybrid(self, query: Query, k: int) -> list[Hit]:
         n = max(self.fusion.candidates, k)
         dense = self._dense(query, n)
-        all_lexical = self.collection.lexical.scores(query.bm25_text, query.context)
+        all_lexical = self.collection.lexical.scores(query.bm25_text, query.context, self.allowed)
         lexical = self._bm25(query, n, all_lexical)
         if not lexical:
             return dense[:k]

@@ -97,6 +97,9 @@ def row_of(document: Document) -> DocumentRow:
         body_start=document.body_start,
         pages=list(document.pages),
         content_hash=document.content_hash,
+        groups=document.access_groups,
+        tags=list(document.tags),
+        date=document.date,
     )
 
 
@@ -116,7 +119,16 @@ def _relocated(previous: Collection, document: Document) -> DocumentRow | None:
 def as_document(row: DocumentRow) -> Document:
     """A stored document as the splitter takes it (to split it again)."""
     return Document(
-        row.id, row.title, row.source, row.text, row.format, row.body_start, list(row.pages)
+        row.id,
+        row.title,
+        row.source,
+        row.text,
+        row.format,
+        row.body_start,
+        list(row.pages),
+        groups=list(row.groups),
+        tags=list(row.tags),
+        date=row.date,
     )
 
 

@@ -9,7 +9,9 @@ deletions today, permissions and filters tomorrow.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +27,14 @@ from qa.store.manifest import (
     format_error,
     read_manifest,
 )
+from qa.store.rowmeta import PUBLIC, RowMeta, read_row_meta
 from qa.store.segment import Segment, Sentences
 from qa.store.sql import PASSAGES_WITH_DOCUMENT, DocumentRow, PassageRow, document_row, passage_row
 from qa.store.verify import check_model, verify_generation
+
+# masks a loaded generation keeps (a byte per row each): callers come in a few group sets (a
+# team, a public widget) and clients repeat their filters, so a small cache holds most
+MASK_CACHE = 64
 
 
 class Collection:
@@ -66,6 +73,9 @@ class Collection:
         )
         roots = [Path(p) for p in manifest.sources if p.startswith("/")]
         self._roots = [*roots, path.parent / UPLOADS]
+        self._meta: RowMeta | None = None
+        self._masks: OrderedDict[Hashable, np.ndarray] = OrderedDict()
+        self._meta_lock = threading.Lock()
 
     @classmethod
     def load(
@@ -145,6 +155,38 @@ class Collection:
         return Path(source.split(":", 1)[0]).name
 
     # ------------------------------------------------------------------ rows and masks
+    @property
+    def meta(self) -> RowMeta:
+        """Each row's document (access list, metadata) and page, read on first use."""
+        with self._meta_lock:
+            if self._meta is None:
+                self._meta = read_row_meta(self.segments, self.offsets.tolist(), self.public_source)
+            return self._meta
+
+    def visible(self, groups: frozenset[str]) -> np.ndarray:
+        """Row mask of the passages a reader in ``groups`` may see (public ones, and those of
+        documents naming one of ``groups``), remembered per group set for this generation."""
+        wanted = groups | {PUBLIC}
+        return self.cached_mask(
+            ("groups", groups),
+            lambda: self.meta.document_mask(lambda d: not d.groups.isdisjoint(wanted)),
+        )
+
+    def cached_mask(self, key: Hashable, build: Callable[[], np.ndarray]) -> np.ndarray:
+        """The row mask ``build`` makes, remembered under ``key`` for this generation (a
+        generation never changes, so a mask never goes stale)."""
+        with self._meta_lock:
+            known = self._masks.get(key)
+            if known is not None:
+                self._masks.move_to_end(key)
+                return known
+        mask = build()
+        with self._meta_lock:
+            self._masks[key] = mask
+            while len(self._masks) > MASK_CACHE:
+                self._masks.popitem(last=False)
+        return mask
+
     def live_ids(self) -> np.ndarray:
         """Ids of every live passage, in row order."""
         return self.ids[self.live]

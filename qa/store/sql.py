@@ -10,7 +10,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 SCHEMA = """
@@ -22,7 +22,10 @@ CREATE TABLE documents (
     text TEXT NOT NULL,
     body_start INTEGER NOT NULL,
     pages TEXT NOT NULL,
-    content_hash TEXT NOT NULL
+    content_hash TEXT NOT NULL,
+    groups TEXT NOT NULL DEFAULT '["public"]',
+    tags TEXT NOT NULL DEFAULT '[]',
+    date TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE passages (
     id INTEGER PRIMARY KEY,
@@ -55,6 +58,11 @@ class DocumentRow:
     body_start: int
     pages: list[int]  # char offset where each PDF page starts (a JSON array in SQLite)
     content_hash: str
+    # who may read it, its tags and date (JSON arrays in SQLite); segments written before
+    # access lists have no such columns and read as public, untagged, undated
+    groups: list[str] = field(default_factory=lambda: ["public"])
+    tags: list[str] = field(default_factory=list)
+    date: str = ""
 
 
 @dataclass(frozen=True)
@@ -104,7 +112,11 @@ def insert_rows(
     """Insert document and passage rows."""
     connection.executemany(
         _insert("documents", DOCUMENT_COLUMNS),
-        ({**vars(d), "pages": json.dumps(d.pages)} for d in documents),
+        (
+            {**vars(d), "pages": json.dumps(d.pages), "groups": json.dumps(d.groups)}
+            | {"tags": json.dumps(d.tags)}
+            for d in documents
+        ),
     )
     connection.executemany(_insert("passages", PASSAGE_COLUMNS), (vars(p) for p in passages))
 
@@ -121,8 +133,12 @@ def write_database(path: Path, documents: list[DocumentRow], passages: list[Pass
 
 def document_row(row: sqlite3.Row, source: str) -> DocumentRow:
     """A ``documents`` row, with ``source`` as readers may see it."""
-    values = {column: row[column] for column in DOCUMENT_COLUMNS}
-    return DocumentRow(**{**values, "pages": json.loads(row["pages"]), "source": source})
+    present = set(row.keys())
+    values = {column: row[column] for column in DOCUMENT_COLUMNS if column in present}
+    for name in ("pages", "groups", "tags"):
+        if name in values:
+            values[name] = json.loads(values[name])
+    return DocumentRow(**{**values, "source": source})
 
 
 def passage_row(row: sqlite3.Row, source: str) -> PassageRow:

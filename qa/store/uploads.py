@@ -72,13 +72,21 @@ def record_path(uploads: Path, document_id: str) -> Path:
     return uploads / RECORDS / f"{digest}.jsonl"
 
 
-def record_line(document_id: str, title: str, text: str, source: str | None) -> bytes:
-    record = {
+def record_line(
+    document_id: str,
+    title: str,
+    text: str,
+    source: str | None,
+    meta: dict[str, list[str]] | None = None,
+) -> bytes:
+    """A document of the write API as a JSONL line (with its ``groups`` and ``tags``)."""
+    record: dict[str, object] = {
         "_id": document_id,
         "title": title,
         "text": text,
         "source": source or f"api:{document_id}",
     }
+    record.update({k: v for k, v in (meta or {}).items() if v})
     return (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
 
 

@@ -18,7 +18,17 @@ from sse_starlette import EventSourceResponse
 from qa.errors import InvalidInput, NotFound, UnknownCollection
 from qa.generation import Generated, Writer
 from qa.http.completions import Composed, Envelope, compose, extractive, streamed_tail
-from qa.http.deps import ServiceDep, SettingsDep, in_time, load, require_json, valid_name
+from qa.http.deps import (
+    ServiceDep,
+    SettingsDep,
+    caller_of,
+    groups_of,
+    in_time,
+    load,
+    readable,
+    require_json,
+    valid_name,
+)
 from qa.http.openai_schemas import (
     OPENAI_ERRORS,
     ChatCompletion,
@@ -30,6 +40,7 @@ from qa.http.openai_schemas import (
 from qa.http.schemas import MAX_HISTORY_TURNS, MAX_QUESTION_CHARS
 from qa.search import Reply, Turn
 from qa.search.followups import MAX_TURN_CHARS
+from qa.search.scope import Scope
 from qa.service import QAService
 
 router = APIRouter(tags=["openai"])
@@ -52,18 +63,22 @@ def _created(stamp: str) -> int:
 
 
 @router.get("/v1/models", response_model=ModelList, responses=OPENAI_ERRORS)
-def models(service: ServiceDep) -> ModelList:
-    """The collections, as OpenAI models: pick one as ``model`` to ask it."""
+def models(request: Request, service: ServiceDep) -> ModelList:
+    """The collections (those the caller may use), as OpenAI models: pick one as ``model``."""
+    caller = caller_of(request)
     cards = [
-        ModelCard(id=n, created=_created(m.created_at)) for n, m in service.manifests().items()
+        ModelCard(id=n, created=_created(m.created_at))
+        for n, m in service.manifests().items()
+        if caller.reads(n)
     ]
     return ModelList(data=cards)
 
 
 @router.get("/v1/models/{model}", response_model=ModelCard, responses=OPENAI_ERRORS)
-def model(service: ServiceDep, model: str) -> ModelCard:
+def model(request: Request, service: ServiceDep, model: str) -> ModelCard:
     """One collection, as an OpenAI model."""
-    manifests = service.manifests()
+    caller = caller_of(request)
+    manifests = {n: m for n, m in service.manifests().items() if caller.reads(n)}
     if model not in manifests:
         raise _unknown_model(model, sorted(manifests))
     return ModelCard(id=model, created=_created(manifests[model].created_at))
@@ -104,8 +119,9 @@ def _retrieve(
     try:
         name = load(request, valid_name(collection))
     except (UnknownCollection, NotFound):
-        raise _unknown_model(collection, service.collection_names()) from None
-    reply = service.ask(question, collection=name, top_k=top_k, history=history)
+        raise _unknown_model(collection, readable(request)) from None
+    scope = Scope(groups_of(request))
+    reply = service.ask(question, collection=name, top_k=top_k, history=history, scope=scope)
     service.feedback.record_unanswered(reply, question, history, name)
     return reply, name
 

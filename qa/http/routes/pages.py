@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from qa.errors import NotFound
-from qa.http.deps import ServiceDep, SettingsDep, load
+from qa.http.deps import ServiceDep, SettingsDep, load, visible_document
 from qa.http.document_page import HEADERS, parse_span, render_document, render_missing
 
 router = APIRouter(tags=["pages"])
@@ -44,6 +44,7 @@ def document_page(
     asked = int(passage) if passage is not None and PASSAGE_ID.fullmatch(passage) else None
     try:
         name = load(request, collection)
+        visible_document(request, service, name, document_id)
         document, row = service.document_at(document_id, asked, name)
     except NotFound:
         if not wants_html(request):

@@ -12,10 +12,11 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from qa.errors import InvalidInput
 from qa.generation import Generated, Writer
-from qa.http.deps import ServiceDep, in_time, load, require_json
+from qa.http.deps import ServiceDep, groups_of, in_time, load, require_json
 from qa.http.routes.openai import WriterDep
 from qa.http.schemas import ERRORS, AskRequest, AskResponse, SearchResponse
 from qa.search import Reply
+from qa.search.scope import Scope, parse_filters
 from qa.service import QAService
 
 NOT_FOUND_NOTICE = (
@@ -63,14 +64,15 @@ def extract(request: Request, service: QAService, body: AskRequest) -> tuple[Rep
     """The extractive reply and the collection it is from."""
     collection = load(request, body.collection)
     history = body.history
-    reply = service.ask(body.question, collection=collection, top_k=body.top_k, history=history)
+    scope = Scope(groups_of(request), parse_filters(body.filters))
+    reply = service.ask(body.question, collection, body.top_k, history, scope=scope)
     service.feedback.record_unanswered(reply, body.question, history, collection)
     return reply, collection
 
 
 def answer_payload(request: Request, reply: Reply, collection: str) -> dict[str, object]:
     """The extractive reply as ``/v1/ask`` sends it, with a notice when there is no answer."""
-    notice = NOT_FOUND_NOTICE if reply.passages else NOTHING_NOTICE
+    notice = reply.notice or (NOT_FOUND_NOTICE if reply.passages else NOTHING_NOTICE)
     return {**payload(request, reply, collection), "notice": None if reply.answer else notice}
 
 
@@ -98,15 +100,33 @@ async def search(
     q: Annotated[str, Query(min_length=1, max_length=2000, description="the query")],
     top_k: Annotated[int, Query(ge=1, le=50)] = 5,
     collection: str | None = None,
+    filters: Annotated[
+        str | None, Query(max_length=4000, description="metadata filters as a JSON object")
+    ] = None,
 ) -> dict[str, object]:
     """Rank passages for a query, without choosing an answer sentence."""
     if not q.strip():
         raise InvalidInput("q: the query is empty")
-    return await in_time(request, partial(rank, request, service, q, top_k, collection))
+    scope = Scope(groups_of(request), parse_filters(_json_object(filters)))
+    return await in_time(request, partial(rank, request, service, q, top_k, collection, scope))
+
+
+def _json_object(text: str | None) -> dict[str, Any] | None:
+    """The ``filters`` query parameter: a JSON object, or absent."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        raise InvalidInput("filters: not valid JSON") from None
+    if not isinstance(value, dict):
+        raise InvalidInput("filters: give a JSON object")
+    return value
 
 
 def rank(
-    request: Request, service: QAService, q: str, top_k: int, collection: str | None
+    request: Request, service: QAService, q: str, top_k: int, collection: str | None, scope: Scope
 ) -> dict[str, object]:
     name = load(request, collection)
-    return payload(request, service.search(q, collection=name, top_k=top_k), name)
+    reply = service.search(q, collection=name, top_k=top_k, scope=scope)
+    return payload(request, reply, name)

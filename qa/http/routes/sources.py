@@ -8,11 +8,20 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 
-from qa.http.deps import ServiceDep, load
+from qa.errors import UnknownPassage
+from qa.http.deps import ServiceDep, groups_of, load, visible_document
 from qa.http.schemas import ERRORS, DocumentResponse, PassageContext, StoredPassage
-from qa.store import PassageRow
+from qa.search.scope import may_see
+from qa.service import QAService
+from qa.store import DocumentRow, PassageRow
 
 router = APIRouter(tags=["sources"])
+
+
+def visible_document_or_none(service: QAService, collection: str, document_id: str) -> DocumentRow:
+    """A passage's document (a deleted one reads as visible to nobody but admins)."""
+    row = service.collection(collection).document(document_id)
+    return row or DocumentRow(document_id, "", "", "", "", 0, [], "", groups=[])
 
 
 def stored(row: PassageRow) -> StoredPassage:
@@ -31,6 +40,8 @@ def passage(
     """A passage with its neighbours in the document ("show more context")."""
     name = load(request, collection)
     row, around = service.passage(passage_id, name, before, after)
+    if not may_see(visible_document_or_none(service, name, row.document_id), groups_of(request)):
+        raise UnknownPassage(f"no passage {passage_id} in collection {name!r}")
     return PassageContext(
         passage=stored(row),
         before=[stored(r) for r in around if r.ordinal < row.ordinal],
@@ -47,6 +58,7 @@ def document(
 ) -> DocumentResponse:
     """A whole document, so a citation's offsets can be shown in place."""
     name = load(request, collection)
+    visible_document(request, service, name, document_id)
     row, passages = service.document(document_id, name)
     return DocumentResponse(
         document_id=row.id,
@@ -56,4 +68,7 @@ def document(
         text=row.text,
         passages=[stored(p) for p in passages],
         collection=name,
+        groups=row.groups,
+        tags=row.tags,
+        date=row.date,
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
 
-from qa.http.deps import ServiceDep, SettingsDep, valid_name
+from qa.http.deps import ServiceDep, SettingsDep, caller_of, valid_name
 from qa.http.schemas import ERRORS, ClientConfig
 
 router = APIRouter(tags=["web"])
@@ -22,7 +22,8 @@ def client_config(
     """Title and starter questions for the chat page and widget (of one collection), and
     whether a model writes the answers (then the clients stream them)."""
     name = valid_name(collection) if collection else settings.collection
-    starters = service.starter_questions(name)
+    # a collection the caller may not use gives no starters (its questions tell of its documents)
+    starters = service.starter_questions(name) if caller_of(request).reads(name) else []
     generation = request.app.state.writer is not None
     return ClientConfig(
         title=settings.title,
