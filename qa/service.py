@@ -52,6 +52,7 @@ from qa.store import (
 )
 from qa.store import uploads as uploads_store
 from qa.store.background import BackgroundMerger, SegmentMaintenance
+from qa.store.site_schedule import SiteSync, site_source
 
 log = logging.getLogger("qa.service")
 
@@ -68,7 +69,7 @@ def _unreadable(name: str | None = None) -> Iterator[None]:
         raise UnreadableDocument(f"{name or skip.source}: {skip.reason}") from None
 
 
-class QAService(SegmentMaintenance):
+class QAService(SegmentMaintenance, SiteSync):
     """Holds the model and the loaded collections; answers questions."""
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
@@ -107,9 +108,7 @@ class QAService(SegmentMaintenance):
         live = current_generation(directory)
         loaded = self._collections.get(name)
         if loaded is not None and live == loaded.generation:
-            with contextlib.suppress(
-                KeyError
-            ):  # unloaded meanwhile by another thread: still usable
+            with contextlib.suppress(KeyError):  # unloaded meanwhile by another thread
                 self._collections.move_to_end(name)
             return loaded
         with self._lock:
@@ -133,9 +132,7 @@ class QAService(SegmentMaintenance):
             self._collections[name] = fresh
             self._collections.move_to_end(name)
             while len(self._collections) > self.settings.max_loaded_collections:
-                evicted, _ = self._collections.popitem(
-                    last=False
-                )  # closed when its last reader is done
+                evicted, _ = self._collections.popitem(last=False)  # closed by its last reader
                 log.debug("unloaded collection %r (QA_MAX_LOADED_COLLECTIONS)", evicted)
             log.debug("loaded collection %r generation %s", name, fresh.generation)
             return fresh
@@ -332,8 +329,11 @@ class QAService(SegmentMaintenance):
         return None
 
     def reindex(self, collection: str, full: bool = False) -> IndexReport:
-        """Index the collection's folders again (new, changed and vanished files)."""
+        """Index the collection's folders again (new, changed and vanished files), or re-sync
+        the website it was built from."""
         loaded = self.collection(collection)
+        if site_source(self.settings.collection_dir(loaded.name)) is not None:
+            return self.sync_site(None, loaded.name, full)  # built from a website: re-sync it
         sources = [Path(p) for p in loaded.manifest.sources]
         follow = loaded.manifest.source_options.follow_links
         return self._written(

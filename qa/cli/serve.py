@@ -22,9 +22,18 @@ def serve(
     replicas: Annotated[
         int, typer.Option(min=1, help="--engine ray: replicas, each with its own model")
     ] = 2,
+    sync_every: Annotated[
+        str | None,
+        typer.Option(
+            help="re-sync collections built from websites this often (90s, 30m, 6h, 1d; "
+            "env QA_SYNC_EVERY)"
+        ),
+    ] = None,
 ) -> None:
     """Serve the chat page, the embeddable widget and the HTTP API (builds the default index if needed)."""
-    settings = make_settings(host=host, port=port, collection=collection, model=model)
+    settings = make_settings(
+        host=host, port=port, collection=collection, model=model, sync_every=sync_every
+    )
     if engine is Engine.ray:
         from qa.store.ray_engine import require_ray
 

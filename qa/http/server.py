@@ -166,6 +166,7 @@ def _ready_service(settings: Settings) -> tuple[QAService, Collection]:
             service.ensure_default(progress=True)
         collection = service.collection()
         service.start_background_merges()
+        service.start_site_sync()  # qa serve --sync-every / QA_SYNC_EVERY
         _say(f"loading the model from {service.embedder.path}")
         service.embedder.warm_up()
     except OSError as exc:  # e.g. QA_INDEX_DIR is a file, or a folder we may not write
