@@ -7,7 +7,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from qa.ingest.web import USER_AGENT, CrawlParams, CrawlResult, FetchParams, PageResult, crawl
+from qa.ingest.web import (
+    USER_AGENT,
+    CrawlParams,
+    CrawlResult,
+    FetchParams,
+    Known,
+    PageResult,
+    crawl,
+)
 from qa.ingest.web.urls import Scope, canonical
 from tests.ingest.site_server import FURNITURE_WORDS, Site, docs_site, serving
 
@@ -158,3 +166,15 @@ def test_depth_zero_reads_the_start_page_only(site: tuple) -> None:
     _, base = site
     result = crawl(base + "/docs/", CrawlParams(max_depth=0, fetch=PARAMS.fetch))
     assert [p.url for p in result.pages] == [f"{base}/docs/"]
+
+
+def test_known_pages_out_of_scope_or_disallowed_are_marked_for_removal(site: tuple) -> None:
+    _, base = site
+    known = {
+        f"{base}/outside.html": Known(document_id=f"{base}/outside.html"),
+        f"{base}/docs/private/secret.html": Known(document_id=f"{base}/docs/private/secret.html"),
+    }
+    result = crawl(base + "/docs/", CrawlParams(max_depth=0, fetch=PARAMS.fetch), known)
+    for url in known:
+        page = _page(result, url)
+        assert page.result == "out_of_scope" and page.document_id == url

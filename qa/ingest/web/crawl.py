@@ -90,7 +90,9 @@ def crawl(
         frontier = [root, *listed]
         for url in known:
             if url not in scope:
-                result.pages.append(PageResult(url, "out_of_scope", f"outside {scope.describe()}"))
+                outside = PageResult(url, "out_of_scope", f"outside {scope.describe()}")
+                outside.document_id = known[url].document_id  # removed from the index
+                result.pages.append(outside)
             elif url not in frontier:
                 frontier.append(url)
         _walk(fetcher, frontier, params, known, result, on_page)
@@ -156,9 +158,11 @@ def _walk(
 
 def _visit(fetcher: Fetcher, url: str, known: Known | None) -> tuple[PageResult, list[str]]:
     """Fetch and read one page; its result and the in-scope links it has."""
-    if not fetcher.allowed(url):
-        return PageResult(url, "out_of_scope", "disallowed by robots.txt"), []
     known = known or Known()
+    if not fetcher.allowed(url):
+        page = PageResult(url, "out_of_scope", "disallowed by robots.txt")
+        page.document_id = known.document_id  # removed from the index
+        return page, []
     response = fetcher.fetch(url, known.etag, known.last_modified)
     page = PageResult(
         url,
