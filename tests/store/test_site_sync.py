@@ -16,17 +16,20 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+from pydantic import SecretStr
 
 from qa.config import Settings
 from qa.encoding import Embedder
 from qa.errors import SourceUnavailable
+from qa.http.app import create_app
 from qa.ingest.web import STATE_FILE
 from qa.service import QAService
 from qa.store import current_generation
 from qa.store.site_schedule import SyncScheduler, sync_lock
 from tests.conftest import make_settings
-from tests.helpers import ROOT
+from tests.helpers import ROOT, serve_in_thread
 from tests.ingest.site_server import (
     CONFIG_V2,
     FURNITURE_WORDS,
@@ -217,3 +220,23 @@ def test_sync_every_starts_the_scheduler(settings: Settings, embedder: Embedder)
     finally:
         scheduled.scheduler.close()
     assert Path(settings.collection_dir(NAME) / STATE_FILE).exists()
+
+
+def test_reindex_route_resyncs_and_reports_an_unreachable_site(
+    service: QAService, settings: Settings, site: tuple[Site, str]
+) -> None:
+    served, _ = site
+    keyed = settings.model_copy(update={"api_key": SecretStr("sync-key")})
+    headers = {"Authorization": "Bearer sync-key"}
+    with serve_in_thread(create_app(keyed, service)) as base:
+        ok = httpx.post(f"{base}/v1/collections/{NAME}/reindex", headers=headers, timeout=120)
+        assert ok.status_code == 200, ok.text
+        saved = dict(served.routes)
+        served.routes.clear()  # every page now 404s, robots.txt too: the site is gone
+        try:
+            down = httpx.post(f"{base}/v1/collections/{NAME}/reindex", headers=headers, timeout=120)
+        finally:
+            served.routes.update(saved)
+    assert down.status_code == 502, down.text
+    assert down.json()["error"]["code"] == "source_unavailable"
+    assert service.collection(NAME).manifest.counts.documents >= 5  # nothing was removed
