@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from qa.config import Settings
 from qa.errors import CollectionNotFound, QAError, SourceUnavailable, StoreError
 from qa.ingest.documents import Document, Skip
+from qa.ingest.parsing import ParserPool
 from qa.ingest.web import (
     CrawlParams,
     CrawlResult,
@@ -54,6 +56,26 @@ def crawl_params(settings: Settings) -> CrawlParams:
     )
 
 
+class _PdfParser:
+    """PDFs of a site parsed within QA_PARSE_TIMEOUT_S and QA_PARSE_MEMORY_MB, like files: one
+    worker process, started when the first PDF arrives (most syncs have none)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.pool: ParserPool | None = None
+        self.lock = threading.Lock()
+
+    def parse(self, name: Path, document_id: str, data: bytes) -> Document:
+        with self.lock:
+            if self.pool is None:
+                self.pool = ParserPool.from_settings(self.settings, workers=1)
+        return self.pool.parse_bytes(name, document_id, data)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+
+
 @dataclass
 class SyncPlan:
     """What one sync writes: documents to (re)index and the ids kept or removed."""
@@ -75,10 +97,12 @@ def sync_site(
     directory = indexer.settings.collection_dir(collection)
     state = SiteState.load(directory, root)
     previous = _live(directory)
+    pdfs = _PdfParser(indexer.settings)
     try:
         live = previous.document_hashes() if previous is not None else {}
         known = _known(state, live, full)
-        result = crawl(root, crawl_params(indexer.settings), known, _log_page if progress else None)
+        params = replace(crawl_params(indexer.settings), pdf_reader=pdfs.parse)
+        result = crawl(root, params, known, _log_page if progress else None)
         plan = _plan(result, live)
         _check_readable(result, root)
         update = Update(
@@ -93,6 +117,7 @@ def sync_site(
         _record_failure(directory, state, str(exc))
         raise
     finally:
+        pdfs.close()
         if previous is not None:
             previous.close()
     report.skipped += [Skip(p.url, p.reason) for p in result.pages if p.result == "skipped"]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from qa.ingest.documents import Document, Skip
-from qa.ingest.web.extract import Page, read_page
+from qa.ingest.web.extract import Page, PdfReader, read_page
 from qa.ingest.web.fetch import Fetcher, FetchParams, Response
 from qa.ingest.web.sitemap import read_sitemaps
 from qa.ingest.web.urls import Scope, canonical
@@ -35,6 +35,7 @@ class CrawlParams:
     max_depth: int = 10
     concurrency: int = 4
     fetch: FetchParams = field(default_factory=FetchParams)
+    pdf_reader: PdfReader | None = None  # default: in this process, without a budget
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ def _walk(
                 break
             batch, frontier = frontier[:room], frontier[room:]
             fetched += len(batch)
-            visits = pool.map(lambda url: _visit(fetcher, url, known.get(url)), batch)
+            visits = pool.map(lambda url: _visit(fetcher, url, known.get(url), params), batch)
             following: list[str] = []
             for page, links in visits:
                 result.pages.append(page)
@@ -156,7 +157,9 @@ def _walk(
             depth += 1
 
 
-def _visit(fetcher: Fetcher, url: str, known: Known | None) -> tuple[PageResult, list[str]]:
+def _visit(
+    fetcher: Fetcher, url: str, known: Known | None, params: CrawlParams
+) -> tuple[PageResult, list[str]]:
     """Fetch and read one page; its result and the in-scope links it has."""
     known = known or Known()
     if not fetcher.allowed(url):
@@ -176,15 +179,17 @@ def _visit(fetcher: Fetcher, url: str, known: Known | None) -> tuple[PageResult,
         page.reason = response.reason or ("not modified" if response.outcome == "unchanged" else "")
         page.document_id = known.document_id
         return page, []
-    return _read(response, page, fetcher.scope)
+    return _read(response, page, fetcher.scope, params.pdf_reader)
 
 
-def _read(response: Response, page: PageResult, scope: Scope) -> tuple[PageResult, list[str]]:
+def _read(
+    response: Response, page: PageResult, scope: Scope, pdf_reader: PdfReader | None
+) -> tuple[PageResult, list[str]]:
     """The document of a fetched body, and its links (resolved against where it was read)."""
     base = response.final_url or response.url
     charset = _charset(response.headers.get("content-type", ""))
     try:
-        read: Page = read_page(base, response.body, response.content_type, charset)
+        read: Page = read_page(base, response.body, response.content_type, charset, pdf_reader)
     except Skip as skip:
         page.result, page.reason = "skipped", skip.reason
         return page, []

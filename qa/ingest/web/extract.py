@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
@@ -50,11 +51,21 @@ def kind_of(body: bytes, content_type: str) -> str:
     return "html"
 
 
-def read_page(url: str, body: bytes, content_type: str, charset: str | None = None) -> Page:
-    """The page at ``url`` (a canonical URL, which becomes the document's id and source)."""
+PdfReader = Callable[[Path, str, bytes], Document]  # (name, document id, bytes); raises Skip
+
+
+def read_page(
+    url: str,
+    body: bytes,
+    content_type: str,
+    charset: str | None = None,
+    pdf_reader: PdfReader | None = None,
+) -> Page:
+    """The page at ``url`` (a canonical URL, which becomes the document's id and source);
+    a PDF through ``pdf_reader`` (the parser pool's time and memory budget), else in-process."""
     kind = kind_of(body, content_type)
     if kind == "pdf":
-        return Page(_pdf(url, body))
+        return Page(_pdf(url, body, pdf_reader or read_pdf))
     if kind != "html":
         return Page(None, kind)
     try:
@@ -161,11 +172,11 @@ def _meta_robots(tree: lxml.html.HtmlElement) -> set[str]:
     return words
 
 
-def _pdf(url: str, body: bytes) -> Document | None:
+def _pdf(url: str, body: bytes, reader: PdfReader) -> Document | None:
     """A PDF's document, its id and source the URL (raises :class:`Skip` with the URL)."""
     name = PurePosixPath(urlsplit(url).path).name or "document.pdf"
     try:
-        document = read_pdf(Path(name), url, body)
+        document = reader(Path(name), url, body)
     except Skip as skip:
         raise Skip(url, skip.reason) from None
     document.source = url
