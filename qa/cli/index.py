@@ -86,7 +86,8 @@ def index(
     name = settings.collection
     given = paths or _recorded_sources(settings)
     if any(is_url(source) for source in given):
-        _index_site(settings, given, full, as_json)
+        unused = [flag for flag, on in _FOR_FOLDERS.items() if on(gate, engine, follow_links)]
+        _index_site(settings, given, full, as_json, unused)
         return
     folders = [Path(p) for p in given]
     missing = [str(p) for p in folders if not p.exists()]
@@ -119,10 +120,22 @@ def index(
         raise typer.Exit(1)
 
 
-def _index_site(settings: Settings, given: list[str], full: bool, as_json: bool) -> None:
+# options that have no meaning for a website, and how to tell they were given
+_FOR_FOLDERS = {
+    "--gate": lambda gate, engine, follow: gate is not None,
+    "--engine ray": lambda gate, engine, follow: engine is Engine.ray,
+    "--follow-links": lambda gate, engine, follow: follow,
+}
+
+
+def _index_site(
+    settings: Settings, given: list[str], full: bool, as_json: bool, unused: list[str]
+) -> None:
     """``qa index URL``: crawl one website into the collection (a re-sync when it exists)."""
     if len(given) != 1:
         raise InvalidInput("give one website address, without files or folders beside it")
+    if unused:
+        raise InvalidInput(f"{', '.join(unused)} applies to files and folders, not a website")
     service = open_service(settings)
     try:
         report = service.sync_site(given[0], settings.collection, full=full, progress=True)

@@ -29,7 +29,7 @@ from qa.service import QAService
 from qa.store import current_generation
 from qa.store.site_schedule import SyncScheduler, sync_lock
 from tests.conftest import make_settings
-from tests.helpers import ROOT, serve_in_thread
+from tests.helpers import ROOT, free_port, serve_in_thread
 from tests.ingest.site_server import (
     CONFIG_V2,
     FURNITURE_WORDS,
@@ -61,10 +61,8 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return make_settings(tmp_path_factory.mktemp("site-index"), **CRAWL)
 
 
-@pytest.fixture(scope="module")
-def first_crawl(site: tuple[Site, str], settings: Settings) -> subprocess.CompletedProcess[str]:
-    """``qa index URL -c docs`` in a real subprocess."""
-    _, base = site
+def qa(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    """The ``qa`` command in a real subprocess, over the module's index folder."""
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -72,13 +70,29 @@ def first_crawl(site: tuple[Site, str], settings: Settings) -> subprocess.Comple
         **{f"QA_{k.upper()}": str(v) for k, v in CRAWL.items()},
     }
     return subprocess.run(
-        [sys.executable, "-m", "qa", "index", f"{base}/docs/", "-c", NAME, "--json"],
+        [sys.executable, "-m", "qa", *args],
         capture_output=True,
         text=True,
         env=env,
         timeout=600,
         check=False,
     )
+
+
+@pytest.fixture(scope="module")
+def first_crawl(site: tuple[Site, str], settings: Settings) -> subprocess.CompletedProcess[str]:
+    """``qa index URL -c docs`` in a real subprocess."""
+    _, base = site
+    return qa(settings, "index", f"{base}/docs/", "-c", NAME, "--json")
+
+
+def test_qa_index_url_errors(settings: Settings) -> None:
+    down = qa(settings, "index", f"http://127.0.0.1:{free_port()}/docs/", "-c", "nothing")
+    assert down.returncode == 1
+    assert "error: could not read" in down.stderr and "robots.txt unreadable" in down.stderr
+    assert not settings.collection_dir("nothing").exists()  # a failed first sync leaves nothing
+    wrong = qa(settings, "index", "https://docs.example.com/", "-c", "nothing", "--follow-links")
+    assert wrong.returncode == 2 and "applies to files and folders" in wrong.stderr
 
 
 @pytest.fixture(scope="module")

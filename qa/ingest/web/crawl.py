@@ -163,7 +163,7 @@ def _visit(
     """Fetch and read one page; its result and the in-scope links it has."""
     known = known or Known()
     if not fetcher.allowed(url):
-        page = PageResult(url, "out_of_scope", "disallowed by robots.txt")
+        page = PageResult(url, "out_of_scope", fetcher.robots_note or "disallowed by robots.txt")
         page.document_id = known.document_id  # removed from the index
         return page, []
     response = fetcher.fetch(url, known.etag, known.last_modified)

@@ -62,6 +62,7 @@ class Fetcher:
             follow_redirects=False,  # each hop is checked against the scope and robots.txt
         )
         self._robots: RobotFileParser | None = None
+        self.robots_note = ""  # why robots.txt allows nothing, when it could not be read
         self._robots_lock = threading.Lock()
         self._gate = threading.Lock()
         self._next_start = 0.0
@@ -87,6 +88,7 @@ class Fetcher:
             parser.allow_all = True
         else:
             parser.disallow_all = True
+            self.robots_note = f"robots.txt unreadable ({response.reason}): nothing is allowed"
         return parser
 
     def allowed(self, url: str) -> bool:
