@@ -97,7 +97,12 @@ def test_a_pasted_address_scrolls_to_the_passage_and_marks_the_answer(
     expect(page.locator("mark#cited")).to_be_focused()
     expect(page.locator("mark.ans")).to_have_text(reply.answer.text)
     expect(page.locator("h1")).to_have_text("Tide log")
-    expect(page.locator("a[target=_blank]")).to_have_attribute("href", "https://example.org/tides")
+    original = page.locator("a[target=_blank]")  # the web page, opened at the answer's words
+    expect(original).to_have_attribute(
+        "href",
+        "https://example.org/tides#:~:text=The%20lighthouse%20keeper%20feeds%20seventeen%20cats%20"
+        "every%20morning%20at%20dawn.",
+    )
     assert page.evaluate("() => window.scrollY") > 1000  # the passage is far down the page
     shot(page, "document-page-light.png")
     page.emulate_media(color_scheme="dark")

@@ -13,6 +13,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -233,6 +234,15 @@ def test_sync_every_starts_the_scheduler(settings: Settings, embedder: Embedder)
         assert scheduled.scheduler is not None and scheduled.scheduler.every == 3600
     finally:
         scheduled.scheduler.close()
+    timer = SyncScheduler(scheduled, every=0.2)  # the thread's own rounds, on its timer
+    try:
+        deadline = time.monotonic() + 60
+        while timer.rounds < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert timer.rounds >= 1
+    finally:
+        timer.close()
+    assert _state(settings)["last_sync"]["ok"] is True
     assert Path(settings.collection_dir(NAME) / STATE_FILE).exists()
 
 
