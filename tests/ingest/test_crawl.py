@@ -16,8 +16,9 @@ from qa.ingest.web import (
     PageResult,
     crawl,
 )
+from qa.ingest.web.fetch import Fetcher
 from qa.ingest.web.urls import Scope, canonical
-from tests.ingest.site_server import FURNITURE_WORDS, Site, docs_site, serving
+from tests.ingest.site_server import FURNITURE_WORDS, Route, Site, docs_site, serving
 
 PARAMS = CrawlParams(
     max_pages=100,
@@ -178,3 +179,13 @@ def test_known_pages_out_of_scope_or_disallowed_are_marked_for_removal(site: tup
     for url in known:
         page = _page(result, url)
         assert page.result == "out_of_scope" and page.document_id == url
+
+
+def test_robots_crawl_delay_is_obeyed_when_longer() -> None:
+    site = Site({"/robots.txt": Route(body=b"User-agent: qa-bot\nCrawl-delay: 2\n")})
+    with serving(site) as base:
+        fetcher = Fetcher(Scope.of(base + "/"), FetchParams(delay_s=0.1))
+        try:
+            assert fetcher.delay() == 2.0
+        finally:
+            fetcher.close()
