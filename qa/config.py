@@ -41,6 +41,16 @@ def validate_collection_name(name: str) -> str:
     return name
 
 
+def parse_duration(value: str) -> float | None:
+    """Seconds in ``90``, ``30s``, ``30m``, ``6h`` or ``1d`` (empty: ``None``)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", value.lower())
+    if not value.strip():
+        return None
+    if match is None:
+        raise ValueError(f"invalid duration {value!r}: use e.g. 90, 30s, 30m, 6h or 1d")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
 class Settings(BaseSettings):
     """Everything that can be configured. CLI flags override the environment."""
 
@@ -236,6 +246,24 @@ class Settings(BaseSettings):
         "collection, generation, time) for `qa report`; off: only what readers send",
     )
 
+    # Websites (qa index URL): politeness and limits of the crawler, and the re-sync schedule
+    crawl_max_pages: int = Field(default=1000, ge=1, description="pages fetched per crawl")
+    crawl_max_depth: int = Field(default=10, ge=0, description="links followed from the start")
+    crawl_max_page_mb: float = Field(
+        default=10, gt=0, description="a page is read up to this size, then skipped"
+    )
+    crawl_concurrency: int = Field(default=4, ge=1, le=16, description="requests at a time")
+    crawl_delay_s: float = Field(
+        default=0.25, ge=0, description="least time between two requests' starts (politeness)"
+    )
+    crawl_timeout_s: float = Field(default=15, gt=0, description="one request's time budget")
+    sync_every: float | None = Field(
+        default=None,
+        gt=0,
+        description="qa serve re-syncs collections built from URLs this often (seconds, or "
+        "a duration such as 30m, 6h, 1d); unset: never",
+    )
+
     @model_validator(mode="after")
     def _llm_needs_model(self) -> Settings:
         if self.llm_url and not self.llm_model:
@@ -267,6 +295,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split("|") if part.strip()]
         return value
+
+    @field_validator("sync_every", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        return parse_duration(value) if isinstance(value, str) else value
 
     @field_validator("model", "reranker", "public_url", "llm_url", "llm_model", mode="before")
     @classmethod

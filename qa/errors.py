@@ -170,6 +170,12 @@ class CollectionNotFound(StoreError):
     :class:`UnknownCollection` with the names that exist)."""
 
 
+class SourceUnavailable(QAError):
+    """A website a collection is built from could not be read; the collection is unchanged."""
+
+    status, code, exit_code = 502, "source_unavailable", FAILURE
+
+
 class ModelError(QAError):
     """The model folder is missing or is not a sentence-transformers model."""
 

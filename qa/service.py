@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from qa.config import Settings, validate_collection_name
@@ -22,7 +22,7 @@ from qa.errors import (
     UnreadableDocument,
 )
 from qa.feedback.desk import FeedbackDesk
-from qa.ingest.documents import SUPPORTED_SUFFIXES, Skip
+from qa.ingest.documents import SUPPORTED_SUFFIXES, unreadable
 from qa.ingest.parsing import ParserPool
 from qa.ingest.readers import read_jsonl_bytes
 from qa.search import (
@@ -54,6 +54,7 @@ from qa.store import (
 from qa.store import uploads as uploads_store
 from qa.store.background import BackgroundMerger
 from qa.store.manifest import SourceOptions
+from qa.store.site_schedule import SiteSync, site_source
 from qa.store.watch import FolderWatching
 
 log = logging.getLogger("qa.service")
@@ -61,17 +62,7 @@ log = logging.getLogger("qa.service")
 STARTERS = ".starters"  # one starter question per line, beside the bundled documents
 
 
-@contextlib.contextmanager
-def _unreadable(name: str | None = None) -> Iterator[None]:
-    """A document of the write API that ingest skipped, as an :class:`UnreadableDocument`
-    (named ``name`` when given, else by the source the skip gives)."""
-    try:
-        yield
-    except Skip as skip:
-        raise UnreadableDocument(f"{name or skip.source}: {skip.reason}") from None
-
-
-class QAService(FolderWatching):
+class QAService(FolderWatching, SiteSync):
     """Holds the model and the loaded collections; answers questions."""
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
@@ -110,8 +101,7 @@ class QAService(FolderWatching):
         live = current_generation(directory)
         loaded = self._collections.get(name)
         if loaded is not None and live == loaded.generation:
-            # unloaded meanwhile by another thread: still usable
-            with contextlib.suppress(KeyError):
+            with contextlib.suppress(KeyError):  # unloaded meanwhile by another thread
                 self._collections.move_to_end(name)
             return loaded
         with self._lock:
@@ -135,8 +125,7 @@ class QAService(FolderWatching):
             self._collections[name] = fresh
             self._collections.move_to_end(name)
             while len(self._collections) > self.settings.max_loaded_collections:
-                # closed when its last reader is done
-                evicted, _ = self._collections.popitem(last=False)
+                evicted, _ = self._collections.popitem(last=False)  # closed by its last reader
                 log.debug("unloaded collection %r (QA_MAX_LOADED_COLLECTIONS)", evicted)
             log.debug("loaded collection %r generation %s", name, fresh.generation)
             return fresh
@@ -279,10 +268,10 @@ class QAService(FolderWatching):
                 f"{document_id}: unsupported file type {target.suffix or '(none)'!r}; "
                 "send .txt, .md, .html or .pdf"
             )
-        with _unreadable(document_id):  # named as the client did, not by the server's path
+        with unreadable(document_id):  # named as the client did, not by the server's path
             document = self.upload_parser().parse_bytes(target, document_id, data)
         document.source = f"{UPLOADS}/{document_id}"
-        with _unreadable():
+        with unreadable():
             return self._written(
                 self.indexer.upsert(
                     collection,
@@ -305,7 +294,7 @@ class QAService(FolderWatching):
         uploads_store.check_document_id(document_id)
         target = uploads_store.record_path(uploads, document_id)
         line = uploads_store.record_line(document_id, title, text, source, meta)
-        with _unreadable():
+        with unreadable():
             documents = read_jsonl_bytes(Path(document_id), line)
             if not documents:
                 raise UnreadableDocument(f"{document_id}: empty document (no title and no text)")
@@ -332,8 +321,11 @@ class QAService(FolderWatching):
         )
 
     def reindex(self, collection: str, full: bool = False) -> IndexReport:
-        """Index the collection's folders again (new, changed and vanished files)."""
+        """Index the collection's folders again (new, changed and vanished files), or re-sync
+        the website it was built from."""
         loaded = self.collection(collection)
+        if site_source(self.settings.collection_dir(loaded.name)) is not None:
+            return self.sync_site(None, loaded.name, full)  # built from a website: re-sync it
         sources = [Path(p) for p in loaded.manifest.sources]
         options = loaded.manifest.source_options  # the same files chosen as the last time
         return self._written(

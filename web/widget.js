@@ -261,6 +261,7 @@ mark.cited { background: var(--mark-cite); padding: 2px 0; scroll-margin: 40px; 
   font-size: 13px; font-weight: 550; color: var(--accent);
 }
 .link-btn svg { width: 16px; height: 16px; }
+a.link-btn { text-decoration: none; }
 .link-btn:hover:not(:disabled) { background: var(--accent-soft); }
 .link-btn[aria-busy="true"] { opacity: .7; cursor: progress; }
 .card-error { margin-top: 6px; font-size: 13px; color: var(--danger); }
@@ -511,6 +512,38 @@ textarea:focus-visible { outline: none; }
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(s)) return s; // a URL: show it whole
     const parts = s.split(/[\\/]/).filter(Boolean);
     return parts.length ? parts[parts.length - 1] : s;
+  }
+
+  /**
+   * A web page opened at the cited words: the source's address with a text fragment
+   * (``#:~:text=``, https://wicg.github.io/scroll-to-text-fragment/); null when the source is
+   * not an http(s) address. A long sentence is named by its first and last words.
+   */
+  function textFragmentLink(source, cited) {
+    let url;
+    try {
+      url = new URL(String(source || ""));
+    } catch (_) {
+      return null;
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") return null;
+    url.hash = "";
+    const words = String(cited || "").split(/\s+/).filter(Boolean);
+    if (!words.length) return url.href;
+    // "-", "&" and "," have meanings inside the directive, so they are escaped too
+    const enc = (w) => encodeURIComponent(w.join(" ")).replace(/-/g, "%2D");
+    const directive = words.length <= 10 ? enc(words) : `${enc(words.slice(0, 4))},${enc(words.slice(-4))}`;
+    return `${url.href}#:~:text=${directive}`;
+  }
+
+  /** The sentence a card cites: the answer, else the first highlight, else its first sentence. */
+  function citedSentence(passage, answer) {
+    const text = String(passage.text || "");
+    if (answer && answer.passage_id === passage.passage_id) return text.slice(answer.start, answer.end);
+    const spans = Array.isArray(passage.highlights) ? passage.highlights : [];
+    if (spans.length) return text.slice(spans[0][0], spans[0][1]);
+    const match = /^[\s\S]*?[.!?](?=\s|$)/.exec(text);
+    return match ? match[0] : text;
   }
 
   /** Text without its [n] citation markers (the widget shows them as buttons). */
@@ -1239,6 +1272,17 @@ textarea:focus-visible { outline: none; }
       open.append(icon("doc"), el("span", "", "Open source"));
       open.setAttribute("aria-label", `Open source: ${c.title || "document"}, paragraph ${c.paragraph}`);
       actions.append(more, open);
+      const onPage = textFragmentLink(c.source, citedSentence(passage, answer));
+      if (onPage) {
+        // a web source: its own page, scrolled to the cited sentence and marked by the browser
+        const link = el("a", "link-btn btn-page");
+        link.href = onPage;
+        link.target = "_blank";
+        link.rel = "noopener noreferrer nofollow";
+        link.append(icon("doc"), el("span", "", "On the page"));
+        link.setAttribute("aria-label", `Open ${c.title || "the page"} on its site, at the cited sentence`);
+        actions.append(link);
+      }
       const error = el("p", "card-error");
       error.hidden = true;
       error.setAttribute("role", "status");
@@ -1609,14 +1653,15 @@ textarea:focus-visible { outline: none; }
     }
 
     /** "Open as a page" and, for a web page, "Original page" in the document viewer. */
-    _setDocumentLinks(passage, doc) {
+    _setDocumentLinks(passage, doc, answer) {
       const r = this.$;
       const page = this._citationAddress(passage);
       r.docPage.hidden = !page;
       if (page) r.docPage.href = page;
       else r.docPage.removeAttribute("href");
       const source = doc ? doc.source : (passage.citation || {}).source;
-      const original = /^https?:\/\//i.test(String(source || "")) ? this._webAddress(source) : null;
+      const web = /^https?:\/\//i.test(String(source || "")) ? this._webAddress(source) : null;
+      const original = web ? textFragmentLink(web, citedSentence(passage, answer)) : null;
       r.docOriginal.hidden = !original;
       if (original) r.docOriginal.href = original;
       else r.docOriginal.removeAttribute("href");
@@ -1632,7 +1677,7 @@ textarea:focus-visible { outline: none; }
       r.docStatus.className = "doc-status";
       r.docStatus.textContent = "Loading the document…";
       r.docStatus.hidden = false;
-      this._setDocumentLinks(passage, null);
+      this._setDocumentLinks(passage, null, answer);
       if (!r.doc.open) r.doc.showModal();
       r.docBody.focus({ preventScroll: true });
       const token = (this._docToken = (this._docToken || 0) + 1);
@@ -1652,7 +1697,7 @@ textarea:focus-visible { outline: none; }
         }
       }
       if (token !== this._docToken || !r.doc.open) return;
-      this._setDocumentLinks(passage, doc);
+      this._setDocumentLinks(passage, doc, answer);
       r.docStatus.hidden = true;
       r.docTitle.textContent = doc.title || c.title || doc.document_id;
       r.docMeta.textContent = [c.paragraph ? `Paragraph ${c.paragraph}` : "", c.page ? `page ${c.page}` : "", doc.source ? basename(doc.source) : ""]

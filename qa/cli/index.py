@@ -12,6 +12,7 @@ import typer
 from qa.cli.common import CollectionOption, Interrupted, ModelOption, make_settings, open_service
 from qa.config import Settings
 from qa.errors import InvalidInput
+from qa.ingest.web.urls import is_url
 
 if TYPE_CHECKING:
     from qa.service import QAService
@@ -27,10 +28,11 @@ class Engine(str, Enum):
 
 
 PathsArgument = Annotated[
-    list[Path] | None,
+    list[str] | None,
     typer.Argument(
-        help="files or folders (.txt .md .html .pdf, BEIR corpus.jsonl); "
-        "default: the folders the collection was last indexed from"
+        help="files or folders (.txt .md .html .pdf, BEIR corpus.jsonl), or one website's "
+        "address (https://docs.example.com/guide/: crawled, see the README); "
+        "default: what the collection was last indexed from"
     ),
 ]
 FollowLinksOption = Annotated[
@@ -68,6 +70,13 @@ GateOption = Annotated[
 MaxDropOption = Annotated[
     float, typer.Option("--max-drop", min=0.0, help="largest allowed fall of nDCG@10 (--gate)")
 ]
+EngineOption = Annotated[
+    Engine,
+    typer.Option(
+        help="local, or ray: parse and embed with Ray Data on RAY_ADDRESS's cluster "
+        "(a local Ray runtime without it); needs pip install -e '.[ray]'"
+    ),
+]
 
 
 def index(
@@ -83,13 +92,7 @@ def index(
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
     gate: GateOption = None,
     max_drop: MaxDropOption = 0.02,
-    engine: Annotated[
-        Engine,
-        typer.Option(
-            help="local, or ray: parse and embed with Ray Data on RAY_ADDRESS's cluster "
-            "(a local Ray runtime without it); needs pip install -e '.[ray]'"
-        ),
-    ] = Engine.local,
+    engine: EngineOption = Engine.local,
 ) -> None:
     """Index documents into a collection (incremental: only new and changed files are embedded)."""
     from qa.store import current_generation
@@ -101,19 +104,26 @@ def index(
         require_ray()  # a one-line error before anything is read
     name = settings.collection
     recorded = not paths
-    if not paths:
-        paths = _recorded_sources(settings)
-    options = _options(settings, paths, follow_links, include, exclude, recorded)
-    missing = [str(p) for p in paths if not p.exists()]
+    given = paths or _recorded_sources(settings)
+    if any(is_url(source) for source in given):
+        patterns = bool(include or exclude)
+        unused = [
+            flag for flag, on in _FOR_FOLDERS.items() if on(gate, engine, follow_links, patterns)
+        ]
+        _index_site(settings, given, full, as_json, unused)
+        return
+    folders = [Path(p) for p in given]
+    options = _options(settings, folders, follow_links, include, exclude, recorded)
+    missing = [str(p) for p in folders if not p.exists()]
     if missing:
         raise InvalidInput(f"no such file or folder: {', '.join(missing)}")
     service = open_service(settings)
     try:
         if gate is None:
             flags = {"full": full, "progress": True, "engine": engine.value}
-            report = service.index(paths, name, options=options, **flags)
+            report = service.index(folders, name, options=options, **flags)
         else:
-            report = _gated(service, paths, name, gate, max_drop, options, full=full)
+            report = _gated(service, folders, name, gate, max_drop, options, full=full)
     except KeyboardInterrupt:
         live = current_generation(settings.collection_dir(name)) or "nothing"
         raise Interrupted(
@@ -128,18 +138,46 @@ def index(
         raise typer.Exit(1)
 
 
-def _recorded_sources(settings: Settings) -> list[Path]:
-    """The folders the collection was last indexed from (the bundled corpus for a new
-    default collection)."""
+# options that have no meaning for a website, and how to tell they were given
+_FOR_FOLDERS = {
+    "--gate": lambda gate, engine, follow, patterns: gate is not None,
+    "--engine ray": lambda gate, engine, follow, patterns: engine is Engine.ray,
+    "--follow-links": lambda gate, engine, follow, patterns: follow,
+    "--include/--exclude": lambda gate, engine, follow, patterns: patterns,
+}
+
+
+def _index_site(
+    settings: Settings, given: list[str], full: bool, as_json: bool, unused: list[str]
+) -> None:
+    """``qa index URL``: crawl one website into the collection (a re-sync when it exists)."""
+    if len(given) != 1:
+        raise InvalidInput("give one website address, without files or folders beside it")
+    if unused:
+        raise InvalidInput(f"{', '.join(unused)} applies to files and folders, not a website")
+    service = open_service(settings)
+    try:
+        report = service.sync_site(given[0], settings.collection, full=full, progress=True)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; collection {settings.collection!r} is unchanged") from None
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    state = f"now at {report.generation}" if report.changed else "unchanged"
+    typer.echo(f"collection {settings.collection!r} {state}: {report.summary()}", err=as_json)
+
+
+def _recorded_sources(settings: Settings) -> list[str]:
+    """What the collection was last indexed from: its folders or its website (the bundled
+    corpus for a new default collection)."""
     from qa.store import current_generation, read_manifest
 
     directory = settings.collection_dir()
     if current_generation(directory) is not None:
         sources = read_manifest(directory).sources
         if sources:
-            return [Path(p) for p in sources]
+            return list(sources)
     if settings.collection == "default":
-        return [settings.corpus_dir]
+        return [str(settings.corpus_dir)]
     raise InvalidInput(
         f"give the files or folders to index into collection {settings.collection!r}"
     )

@@ -31,10 +31,22 @@ def serve(
             "within seconds (env QA_WATCH)",
         ),
     ] = False,
+    sync_every: Annotated[
+        str | None,
+        typer.Option(
+            help="re-sync collections built from websites this often (90s, 30m, 6h, 1d; "
+            "env QA_SYNC_EVERY)"
+        ),
+    ] = None,
 ) -> None:
     """Serve the chat page, the embeddable widget and the HTTP API (builds the default index if needed)."""
     settings = make_settings(
-        host=host, port=port, collection=collection, model=model, watch=watch or None
+        host=host,
+        port=port,
+        collection=collection,
+        model=model,
+        watch=watch or None,
+        sync_every=sync_every,
     )
     if engine is Engine.ray:
         if settings.watch:

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 
 from qa.search import web_address
+from qa.search.links import text_fragment
 from qa.store import DocumentRow, PassageRow
 
 # No inline script or style, no plugins, no framing, no form posts, no <base> rewriting.
@@ -156,8 +157,10 @@ def render_document(
     links = ""
     if original is not None:
         address = html.escape(original)
+        cited = [document.text[a:b] for a, b, _ in marks.spans] or [passage.text if passage else ""]
+        target = html.escape(text_fragment(original, cited[0]))  # the page, at the words
         links = (
-            f'<p class="links"><a href="{address}" rel="noopener noreferrer nofollow" '
+            f'<p class="links"><a href="{target}" rel="noopener noreferrer nofollow" '
             f'target="_blank">Original page</a> <span class="address">{address}</span></p>\n'
         )
     notice = ""

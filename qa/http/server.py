@@ -169,6 +169,7 @@ def _ready_service(settings: Settings) -> tuple[QAService, Collection]:
         service.start_background_merges()
         if settings.watch:  # qa serve --watch: every collection built from folders follows them
             service.watch()
+        service.start_site_sync()  # qa serve --sync-every / QA_SYNC_EVERY
         _say(f"loading the model from {service.embedder.path}")
         service.embedder.warm_up()
     except OSError as exc:  # e.g. QA_INDEX_DIR is a file, or a folder we may not write

@@ -4,9 +4,13 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+
+from qa.errors import UnreadableDocument
 
 TEXT_SUFFIXES = {".txt", ".text", ".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
@@ -117,3 +121,13 @@ def name_list(value: object) -> list[str]:
     items = value if isinstance(value, list) else str(value or "").split(",")
     out = [str(item).strip().strip("'\"").strip() for item in items]
     return list(dict.fromkeys(item for item in out if item))
+
+
+@contextlib.contextmanager
+def unreadable(name: str | None = None) -> Iterator[None]:
+    """A :class:`Skip` raised inside, as the write API's :class:`UnreadableDocument` (named
+    ``name`` when given, else by the source the skip gives)."""
+    try:
+        yield
+    except Skip as skip:
+        raise UnreadableDocument(f"{name or skip.source}: {skip.reason}") from None

@@ -67,3 +67,20 @@ def link_citations(reply: Reply, collection: str, base: str = "") -> None:
             span = passage.highlights[0] if passage.highlights else None
         url = document_url(passage.citation.document_id, collection, passage.passage_id, span, base)
         passage.citation = dataclasses.replace(passage.citation, url=url)
+
+
+def text_fragment(address: str, cited: str) -> str:
+    """``address`` opened at the words ``cited`` with a text fragment (``#:~:text=``, as the
+    widget builds it): a sentence of up to 10 words whole, a longer one by its first and
+    last 4 words; ``-``, ``&`` and ``,`` escaped (they mean something in the directive)."""
+    words = cited.split()
+    if not words:
+        return address
+
+    def encoded(part: list[str]) -> str:
+        return quote(" ".join(part), safe="").replace("-", "%2D")
+
+    directive = (
+        encoded(words) if len(words) <= 10 else f"{encoded(words[:4])},{encoded(words[-4:])}"
+    )
+    return f"{address.split('#', 1)[0]}#:~:text={directive}"

@@ -250,6 +250,8 @@ class Indexer:
                 if previous is not None:
                     previous.close()
 
+    apply = _run  # an update built elsewhere (a website's sync, qa/store/sites.py)
+
     def _apply(
         self,
         collection: str,

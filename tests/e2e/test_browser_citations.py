@@ -7,7 +7,11 @@ address, the widget's "Open as a page" link, and helpful / not helpful sent from
 
 from __future__ import annotations
 
+import http.server
+import re
 import shutil
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -93,7 +97,12 @@ def test_a_pasted_address_scrolls_to_the_passage_and_marks_the_answer(
     expect(page.locator("mark#cited")).to_be_focused()
     expect(page.locator("mark.ans")).to_have_text(reply.answer.text)
     expect(page.locator("h1")).to_have_text("Tide log")
-    expect(page.locator("a[target=_blank]")).to_have_attribute("href", "https://example.org/tides")
+    original = page.locator("a[target=_blank]")  # the web page, opened at the answer's words
+    expect(original).to_have_attribute(
+        "href",
+        "https://example.org/tides#:~:text=The%20lighthouse%20keeper%20feeds%20seventeen%20cats%20"
+        "every%20morning%20at%20dawn.",
+    )
     assert page.evaluate("() => window.scrollY") > 1000  # the passage is far down the page
     shot(page, "document-page-light.png")
     page.emulate_media(color_scheme="dark")
@@ -152,7 +161,8 @@ def test_open_as_a_page_from_the_widget(page: Page, site: Any) -> None:
     dialog = page.locator("dialog.doc")
     link = dialog.locator("a.doc-page")
     expect(link).to_be_visible()
-    expect(dialog.locator("a.doc-original")).to_have_attribute("href", "https://example.org/tides")
+    original = dialog.locator("a.doc-original")  # opened at the answer: a text fragment
+    expect(original).to_have_attribute("href", re.compile(r"^https://example\.org/tides#:~:text="))
     href = link.get_attribute("href") or ""
     assert href.startswith(base + "/documents/tides?passage="), href
     with page.context.expect_page() as opened:
@@ -236,3 +246,53 @@ def test_admin_report_page_groups_problems_and_renders_text(page: Page, site: An
         shot(page, "admin-report-light.png")
         assert page.evaluate(INJECTED_JS.replace("document.js", "admin.js")) == 0
         assert page.watch.dialogs == []  # type: ignore[attr-defined]
+
+
+PILOT = "The harbour pilot boards each tanker at the three-mile buoy."
+
+
+@pytest.fixture
+def web_page() -> Iterator[str]:
+    """A page of another site (its own server) holding the cited sentence far down."""
+    filler = "".join(
+        f"<p>Paragraph {i} of the pilot guide lists the tide tables for berth {i}.</p>"
+        for i in range(80)
+    )
+    body = f"<html><body><h1>Pilot guide</h1>{filler}<p>{PILOT}</p>{filler}</body></html>"
+    pages = {"/guide/pilot.html": body}
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), shared._PagesHandler)
+    server.pages = pages  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/guide/pilot.html"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_web_source_opens_at_the_cited_sentence(page: Page, site: Any, web_page: str) -> None:
+    base, service, _ = site
+    filler = "\n\n".join(
+        f"Paragraph {i} of the pilot guide lists the tide tables for berth {i}." for i in range(80)
+    )
+    service.add_text(
+        "default", "pilot", "Pilot guide", f"{filler}\n\n{PILOT}\n\n{filler}", web_page
+    )
+    page.goto(base + "/")
+    ask(page, "Where does the harbour pilot board each tanker?")
+    expect(answers(page)).to_contain_text("three-mile buoy")
+    link = page.locator(".card.is-answer a.btn-page")
+    expected = web_page + "#:~:text=" + quote(PILOT, safe="").replace("-", "%2D")
+    expect(link).to_have_attribute("href", expected)
+    assert "%2D" in expected and "%20" in expected
+    page.locator(".card.is-answer .btn-source").click()  # the document viewer's link too
+    original = page.locator("dialog.doc a.doc-original")
+    expect(original).to_have_attribute("href", expected)
+    page.keyboard.press("Escape")
+    with page.context.expect_page() as opened:
+        link.click()
+    tab = opened.value
+    tab.wait_for_load_state()
+    expect(tab.locator("h1")).to_have_text("Pilot guide")
+    # Chromium found the words and scrolled to them: the sentence is far down the page
+    tab.wait_for_function("() => window.scrollY > 1000")
