@@ -334,8 +334,7 @@ class Indexer:
     def _refuse_empty(
         self, collection: str, plan: Plan, build: SegmentBuild, update: Update, report: IndexReport
     ) -> None:
-        """Documents with no text are skipped (a write of given documents is refused whole),
-        and a collection with no document left is not written."""
+        """Documents with no text are skipped (a write of given ones is refused whole)."""
         for document in build.counts.empty:
             reason = "no text to index after removing page furniture"
             report.skipped.append(Skip(document.source, reason))
