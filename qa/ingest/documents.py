@@ -72,6 +72,7 @@ class Skip(Exception):
     source: str
     reason: str
     path: str = ""
+    failed: bool | None = None  # could not be read (True) or left out (False); None: by reason
 
     def __str__(self) -> str:
         return f"skipped {self.path or self.source}: {self.reason}"

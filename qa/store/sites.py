@@ -105,12 +105,14 @@ def sync_site(
         result = crawl(root, params, known, _log_page if progress else None)
         plan = _plan(result, live)
         _check_readable(result, root)
+        skipped = [_skip(page) for page in result.pages if page.result in ("skipped", "failed")]
         update = Update(
             _documents(plan, previous),
             remove_missing=True,  # every live document is given: the others are removed
             full=full,
             progress=progress,
             sources=[root],
+            skipped=skipped,  # listed by qa sources beside the pages indexed
         )
         report = indexer.apply(collection, update)
     except QAError as exc:
@@ -120,10 +122,7 @@ def sync_site(
         pdfs.close()
         if previous is not None:
             previous.close()
-    report.skipped += [Skip(p.url, p.reason) for p in result.pages if p.result == "skipped"]
-    report.skipped += [
-        Skip(p.url, f"failed: {p.reason}") for p in result.pages if p.result == "failed"
-    ]
+    report.skipped = update.skipped + report.skipped
     _record(directory, state, result, report, time.perf_counter() - started)
     return report
 
@@ -274,3 +273,9 @@ def _record_failure(directory: Path, state: SiteState, reason: str) -> None:
     if directory.is_dir():
         state.save(directory)
     log.error("%s", json.dumps({**state.last_sync, "source": state.root}))
+
+
+def _skip(page: PageResult) -> Skip:
+    """A page left out (skipped) or that could not be read (failed), for the status listing."""
+    failed = page.result == "failed"
+    return Skip(page.url, f"failed: {page.reason}" if failed else page.reason, failed=failed)

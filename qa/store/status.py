@@ -112,6 +112,8 @@ def _now() -> str:
 
 def state_of(skip: Skip) -> State:
     """``skipped`` when a rule or the file's kind left it out, ``failed`` when it could not be read."""
+    if skip.failed is not None:  # the reader said (a crawled page: qa/store/sites.py)
+        return "failed" if skip.failed else "skipped"
     return "skipped" if skip.reason.startswith(CHOSEN) else "failed"
 
 

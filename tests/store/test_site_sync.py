@@ -29,6 +29,7 @@ from qa.ingest.web import STATE_FILE
 from qa.service import QAService
 from qa.store import current_generation
 from qa.store.site_schedule import SyncScheduler, sync_lock
+from qa.store.status import list_sources
 from tests.conftest import make_settings
 from tests.helpers import ROOT, free_port, serve_in_thread
 from tests.ingest.site_server import (
@@ -139,6 +140,21 @@ def test_state_file_lists_every_url(service: QAService, site: tuple[Site, str]) 
     assert pages[f"{base}/docs/big.html"]["state"] == "skipped"
     assert pages[f"{base}/docs/copy.html"]["reason"].startswith("duplicate of")
     assert f"{base}/docs/missing.html" not in pages  # gone pages are not kept
+
+
+def test_sources_listing_shows_every_url_with_its_state(
+    service: QAService, site: tuple[Site, str]
+) -> None:
+    _, base = site
+    generation, records = list_sources(service.settings.collection_dir(NAME))
+    assert generation == current_generation(service.settings.collection_dir(NAME))
+    states = {r.source: r for r in records}
+    assert states[f"{base}/docs/install.html"].state == "indexed"
+    assert states[f"{base}/docs/install.html"].passages >= 1
+    assert states[f"{base}/docs/broken.html"].state == "failed"
+    assert states[f"{base}/docs/big.html"].state == "skipped"  # a limit, not a failure
+    assert states[f"{base}/docs/copy.html"].state == "skipped"
+    assert records[0].state == "failed"  # failures first
 
 
 def test_resync_sends_conditional_requests_and_embeds_only_changes(
