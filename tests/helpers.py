@@ -72,6 +72,19 @@ def wait_http(url: str, timeout: float = 120.0) -> None:
     raise TimeoutError(url)
 
 
+def qa(*args: str, index_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """The ``qa`` command in a real subprocess over ``index_dir`` (``env`` on top)."""
+    environment = {**os.environ, "QA_INDEX_DIR": str(index_dir), **env}
+    return subprocess.run(
+        [sys.executable, "-m", "qa", *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=600,
+        check=False,
+    )
+
+
 def environment(index_dir: Path, **env: str) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
     return {**base, "QA_INDEX_DIR": str(index_dir), **env}

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from qa.access.keys import KEYS_FILE, hash_token
-from tests.cli.test_cli import qa
+from tests.helpers import qa
 
 
 def test_keys_create_list_revoke(tmp_path: Path) -> None:

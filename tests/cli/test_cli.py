@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import FIXTURES_DIR
+from tests.helpers import FIXTURES_DIR, qa
 
 FIXTURES = FIXTURES_DIR / "docs"
-
-
-def qa(*args: str, index_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "QA_INDEX_DIR": str(index_dir), **env}
-    return subprocess.run(
-        [sys.executable, "-m", "qa", *args],
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=600,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +30,7 @@ from qa.store.site_schedule import SyncScheduler, sync_lock
 from qa.store.status import list_sources
 from tests.conftest import make_settings
 from tests.helpers import ROOT, free_port, serve_in_thread
+from tests.helpers import qa as run_qa
 from tests.ingest.site_server import (
     CONFIG_V2,
     FURNITURE_WORDS,
@@ -65,20 +64,8 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 def qa(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     """The ``qa`` command in a real subprocess, over the module's index folder."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "QA_INDEX_DIR": str(settings.index_dir),
-        **{f"QA_{k.upper()}": str(v) for k, v in CRAWL.items()},
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "qa", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
-    )
+    crawl = {f"QA_{k.upper()}": str(v) for k, v in CRAWL.items()}
+    return run_qa(*args, index_dir=settings.index_dir, PYTHONPATH=str(ROOT), **crawl)
 
 
 @pytest.fixture(scope="module")

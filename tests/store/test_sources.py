@@ -16,9 +16,8 @@ from qa.service import QAService
 from qa.store import read_manifest
 from qa.store.manifest import SourceOptions
 from qa.store.status import STATUS
-from tests.cli.test_cli import qa
 from tests.conftest import make_settings
-from tests.helpers import serve_in_thread
+from tests.helpers import qa, serve_in_thread
 
 KEY = "sources-admin-key"
 PAGE = (

@@ -19,9 +19,8 @@ from qa.encoding import Embedder
 from qa.http.app import create_app
 from qa.service import QAService
 from qa.store.watch import FolderWatcher
-from tests.cli.test_cli import qa
 from tests.conftest import make_settings
-from tests.helpers import serve_in_thread
+from tests.helpers import qa, serve_in_thread
 
 WAIT_S = 120  # generous: the machine is shared; nothing here asserts a time
 
