@@ -70,6 +70,14 @@ GateOption = Annotated[
 MaxDropOption = Annotated[
     float, typer.Option("--max-drop", min=0.0, help="largest allowed fall of nDCG@10 (--gate)")
 ]
+SyncEveryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--sync-every",
+        help="a website: re-sync it this often while qa serve runs (90s, 30m, 6h, 1d; 0: "
+        "drop its own schedule); kept with the collection",
+    ),
+]
 EngineOption = Annotated[
     Engine,
     typer.Option(
@@ -93,6 +101,7 @@ def index(
     gate: GateOption = None,
     max_drop: MaxDropOption = 0.02,
     engine: EngineOption = Engine.local,
+    sync_every: SyncEveryOption = None,
 ) -> None:
     """Index documents into a collection (incremental: only new and changed files are embedded)."""
     from qa.store import current_generation
@@ -110,8 +119,10 @@ def index(
         unused = [
             flag for flag, on in _FOR_FOLDERS.items() if on(gate, engine, follow_links, patterns)
         ]
-        _index_site(settings, given, full, as_json, unused)
+        _index_site(settings, given, full, as_json, unused, _interval(sync_every))
         return
+    if sync_every is not None:
+        raise InvalidInput("--sync-every applies to a website, not to files and folders")
     folders = [Path(p) for p in given]
     options = _options(settings, folders, follow_links, include, exclude, recorded)
     missing = [str(p) for p in folders if not p.exists()]
@@ -147,8 +158,25 @@ _FOR_FOLDERS = {
 }
 
 
+def _interval(value: str | None) -> float | None:
+    """``--sync-every`` in seconds (``None``: not given)."""
+    from qa.config import parse_duration
+
+    if value is None:
+        return None
+    try:
+        return parse_duration(value) or 0.0
+    except ValueError as exc:
+        raise InvalidInput(f"--sync-every: {exc}") from None
+
+
 def _index_site(
-    settings: Settings, given: list[str], full: bool, as_json: bool, unused: list[str]
+    settings: Settings,
+    given: list[str],
+    full: bool,
+    as_json: bool,
+    unused: list[str],
+    every: float | None = None,
 ) -> None:
     """``qa index URL``: crawl one website into the collection (a re-sync when it exists)."""
     if len(given) != 1:
@@ -157,7 +185,9 @@ def _index_site(
         raise InvalidInput(f"{', '.join(unused)} applies to files and folders, not a website")
     service = open_service(settings)
     try:
-        report = service.sync_site(given[0], settings.collection, full=full, progress=True)
+        report = service.sync_site(
+            given[0], settings.collection, full=full, progress=True, every=every
+        )
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; collection {settings.collection!r} is unchanged") from None
     if as_json:

@@ -86,16 +86,24 @@ class SyncPlan:
 
 
 def sync_site(
-    indexer: Indexer, collection: str, url: str, full: bool = False, progress: bool = False
+    indexer: Indexer,
+    collection: str,
+    url: str,
+    full: bool = False,
+    progress: bool = False,
+    every: float | None = None,
 ) -> IndexReport:
     """Crawl ``url`` and commit what changed into ``collection``; the per-URL state and a
-    JSON summary line are written when the sync is done."""
+    JSON summary line are written when the sync is done. ``every`` (seconds; 0 clears it)
+    becomes the collection's own re-sync schedule, kept in its state file."""
     root = canonical(url)
     if root is None:
         raise SourceUnavailable(f"not an http(s) address: {url!r}")
     started = time.perf_counter()
     directory = indexer.settings.collection_dir(collection)
     state = SiteState.load(directory, root)
+    if every is not None:
+        state.sync_every = every or None
     previous = _live(directory)
     pdfs = _PdfParser(indexer.settings)
     try:

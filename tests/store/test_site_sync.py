@@ -82,6 +82,12 @@ def test_qa_index_url_errors(settings: Settings) -> None:
     assert not settings.collection_dir("nothing").exists()  # a failed first sync leaves nothing
     wrong = qa(settings, "index", "https://docs.example.com/", "-c", "nothing", "--follow-links")
     assert wrong.returncode == 2 and "applies to files and folders" in wrong.stderr
+    folder = qa(settings, "index", str(ROOT / "corpus"), "-c", "nothing", "--sync-every", "6h")
+    assert folder.returncode == 2 and "--sync-every applies to a website" in folder.stderr
+    bad = qa(
+        settings, "index", "https://docs.example.com/", "-c", "nothing", "--sync-every", "soon"
+    )
+    assert bad.returncode == 2 and "invalid duration" in bad.stderr
 
 
 @pytest.fixture(scope="module")
@@ -247,6 +253,26 @@ def test_sync_every_starts_the_scheduler(settings: Settings, embedder: Embedder)
         timer.close()
     assert _state(settings)["last_sync"]["ok"] is True
     assert Path(settings.collection_dir(NAME) / STATE_FILE).exists()
+
+
+def test_a_collection_keeps_its_own_schedule(service: QAService) -> None:
+    service.sync_site(collection=NAME, every=0.3)  # qa index URL --sync-every 0.3
+    assert _state(service.settings)["sync_every"] == 0.3
+    timer = SyncScheduler(service, every=None)  # no server-wide schedule: the collection's own
+    try:
+        deadline = time.monotonic() + 60
+        while timer.rounds < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert timer.rounds >= 1
+    finally:
+        timer.close()
+    service.sync_site(collection=NAME, every=0)  # --sync-every 0 drops it
+    assert _state(service.settings)["sync_every"] is None
+    idle = SyncScheduler(service, every=None)
+    try:
+        assert idle.run_once() == 0  # nothing has a schedule now
+    finally:
+        idle.close()
 
 
 def test_reindex_route_resyncs_and_reports_an_unreachable_site(

@@ -57,6 +57,7 @@ class SiteState:
     root: str
     pages: dict[str, PageState] = field(default_factory=dict)
     last_sync: dict[str, object] = field(default_factory=dict)
+    sync_every: float | None = None  # this collection's own schedule (qa index URL --sync-every)
 
     @classmethod
     def load(cls, collection_dir: Path, root: str) -> SiteState:
@@ -68,7 +69,7 @@ class SiteState:
             last = dict(raw.get("last_sync") or {})
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return cls(root)
-        return cls(root, pages, last)
+        return cls(root, pages, last, own_interval(raw))
 
     def save(self, collection_dir: Path) -> None:
         """Write the state atomically: a reader sees the old file or the new one."""
@@ -77,6 +78,7 @@ class SiteState:
             "version": STATE_VERSION,
             "root": self.root,
             "last_sync": self.last_sync,
+            "sync_every": self.sync_every,
             "pages": {url: asdict(page) for url, page in sorted(self.pages.items())},
         }
         handle, temporary = tempfile.mkstemp(dir=collection_dir, prefix=".site_state.")
@@ -97,3 +99,19 @@ class SiteState:
             for p in self.pages.values()
             if p.document_id and p.state in ("indexed", "unchanged")
         }
+
+
+def own_interval(raw: object) -> float | None:
+    """The ``sync_every`` seconds a state file holds (``None``: none, or not a positive number)."""
+    every = raw.get("sync_every") if isinstance(raw, dict) else None
+    ok = isinstance(every, int | float) and not isinstance(every, bool) and every > 0
+    return float(every) if ok else None  # type: ignore[arg-type]
+
+
+def read_interval(collection_dir: Path) -> float | None:
+    """A website collection's own re-sync interval, read from its state file."""
+    try:
+        raw = json.loads((collection_dir / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return own_interval(raw)
