@@ -174,6 +174,7 @@ def test_known_pages_out_of_scope_or_disallowed_are_marked_for_removal(site: tup
     known = {
         f"{base}/outside.html": Known(document_id=f"{base}/outside.html"),
         f"{base}/docs/private/secret.html": Known(document_id=f"{base}/docs/private/secret.html"),
+        f"{base}/docs/away.html": Known(document_id=f"{base}/docs/away.html"),  # now redirects out
     }
     result = crawl(base + "/docs/", CrawlParams(max_depth=0, fetch=PARAMS.fetch), known)
     for url in known:

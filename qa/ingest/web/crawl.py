@@ -174,6 +174,10 @@ def _visit(
         etag=response.etag or known.etag,
         last_modified=response.last_modified or known.last_modified,
     )
+    if response.outcome == "left_scope":  # a known page that now leads out is removed
+        page.result = "out_of_scope" if known.document_id else "skipped"
+        page.reason, page.document_id = response.reason, known.document_id
+        return page, []
     if response.outcome != "ok":
         page.result = "failed" if response.outcome == "failed" else response.outcome
         page.reason = response.reason or ("not modified" if response.outcome == "unchanged" else "")

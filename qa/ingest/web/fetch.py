@@ -22,7 +22,8 @@ ROBOTS_NAME = "qa-bot"  # the name robots.txt rules address
 MAX_REDIRECTS = 10
 MAX_ROBOTS_BYTES = 512 * 1024  # Google's limit is 500 KiB; past it the rest is ignored
 
-Outcome = Literal["ok", "unchanged", "gone", "skipped", "failed"]
+# "left_scope": a redirect out of the crawl's scope or to a page robots.txt disallows
+Outcome = Literal["ok", "unchanged", "gone", "skipped", "left_scope", "failed"]
 
 
 @dataclass(frozen=True)
@@ -119,11 +120,11 @@ class Fetcher:
                 return response
             target = canonical(location, current)
             if target is None or target not in self.scope:
-                return _stop(url, "skipped", f"redirects out of scope to {location}", current)
+                return _stop(url, "left_scope", f"redirects out of scope to {location}", current)
             if target in seen:
                 return _stop(url, "failed", f"redirect loop at {target}", current)
             if not self.allowed(target):
-                return _stop(url, "skipped", f"redirects to {target}, disallowed by robots.txt")
+                return _stop(url, "left_scope", f"redirects to {target}, disallowed by robots.txt")
             seen.add(target)
             current = target
         return _stop(url, "failed", f"more than {MAX_REDIRECTS} redirects", current)
