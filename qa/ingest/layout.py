@@ -45,6 +45,8 @@ NAVIGATION = frozenset(
 REPEATED_MIN_DOCUMENTS = 5
 REPEATED_MIN_SHARE = 0.2
 MAX_LABEL_CHARS = 120
+# a sentence ending inside a line, after a word ("dawn. The"; not "3.1. Setup" or "Mr. Smith")
+_INNER_SENTENCE_END = re.compile(r"[a-z]{2}[.!?;]\s+\S")
 MAX_LABEL_WORDS = 14
 
 
@@ -80,7 +82,7 @@ def is_label(text: str) -> bool:
     """A heading or a signature: one short line that neither ends a statement nor leads in
     (``For example:``), so it names what follows it. A question on a line of its own is a
     heading too: it is how FAQ pages title their answers ("How do I convert a string to a
-    number?")."""
+    number?"). A line with a sentence inside it ("... at dawn. <img>") is prose, not a label."""
     stripped = text.strip()
     return (
         bool(stripped)
@@ -89,6 +91,7 @@ def is_label(text: str) -> bool:
         and len(stripped.split()) <= MAX_LABEL_WORDS
         and not ends_sentence(stripped)
         and not stripped.endswith(":")
+        and _INNER_SENTENCE_END.search(stripped) is None
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from qa.ingest import Document
 from qa.ingest.corpus import drop_duplicates, strip_shared_title_suffix
-from qa.ingest.layout import repeated_paragraphs
+from qa.ingest.layout import is_label, repeated_paragraphs
 from qa.ingest.passages import split_document
 
 PAGE = (
@@ -122,3 +122,9 @@ def test_headings_and_faq_questions_join_the_answer_after_them() -> None:
     joined = next(p for p in passages if "str.join()" in p.text)
     assert joined.text.startswith(long_heading)  # a heading longer than min_chars joins too
     assert not any(p.text in (question, long_heading) for p in passages)
+
+
+def test_a_line_with_a_sentence_inside_is_prose_not_a_label() -> None:
+    assert is_label("What is the most efficient way to concatenate many strings together")
+    assert is_label("3.1. Installation") and is_label("How do I convert a string to a number?")
+    assert not is_label("The keeper feeds seventeen cats every morning at dawn. <img src=x>")
