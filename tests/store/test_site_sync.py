@@ -235,6 +235,14 @@ def test_scheduled_sync_one_at_a_time(service: QAService, site: tuple[Site, str]
         scheduler.close()
 
 
+def _wait_for_a_round(timer: SyncScheduler) -> None:
+    """Until the scheduler's own thread has synced once (a minute at most)."""
+    deadline = time.monotonic() + 60
+    while timer.rounds < 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert timer.rounds >= 1
+
+
 def test_sync_every_starts_the_scheduler(settings: Settings, embedder: Embedder) -> None:
     assert Settings(sync_every="6h").sync_every == 21600
     scheduled = QAService(settings.model_copy(update={"sync_every": 3600.0}), embedder)
@@ -245,10 +253,7 @@ def test_sync_every_starts_the_scheduler(settings: Settings, embedder: Embedder)
         scheduled.scheduler.close()
     timer = SyncScheduler(scheduled, every=0.2)  # the thread's own rounds, on its timer
     try:
-        deadline = time.monotonic() + 60
-        while timer.rounds < 1 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert timer.rounds >= 1
+        _wait_for_a_round(timer)
     finally:
         timer.close()
     assert _state(settings)["last_sync"]["ok"] is True
@@ -260,10 +265,7 @@ def test_a_collection_keeps_its_own_schedule(service: QAService) -> None:
     assert _state(service.settings)["sync_every"] == 0.3
     timer = SyncScheduler(service, every=None)  # no server-wide schedule: the collection's own
     try:
-        deadline = time.monotonic() + 60
-        while timer.rounds < 1 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert timer.rounds >= 1
+        _wait_for_a_round(timer)
     finally:
         timer.close()
     service.sync_site(collection=NAME, every=0)  # --sync-every 0 drops it
