@@ -98,7 +98,7 @@ class _TooDeep(Exception):
     """More than :data:`MAX_DEPTH` elements open at once."""
 
 
-def _is_debris(attrib: Mapping[str, str]) -> bool:
+def is_debris(attrib: Mapping[str, str]) -> bool:
     classes = attrib.get("class")
     if classes and not DROP_CLASSES.isdisjoint(classes.lower().split()):
         return True
@@ -130,7 +130,7 @@ class _Extractor:
             self.title, self.in_title = [], True
         if self.drop_at:
             return
-        if tag in DROP_TAGS or (attrib and _is_debris(attrib)):
+        if tag in DROP_TAGS or (attrib and is_debris(attrib)):
             self.drop_at = self.depth
         elif tag == "br":
             self.parts.append(_LINE)

@@ -16,6 +16,7 @@ from qa.ingest.web import (
     PageResult,
     crawl,
 )
+from qa.ingest.web.extract import read_page
 from qa.ingest.web.fetch import Fetcher
 from qa.ingest.web.urls import Scope, canonical
 from tests.ingest.site_server import FURNITURE_WORDS, Route, Site, docs_site, serving
@@ -190,3 +191,29 @@ def test_robots_crawl_delay_is_obeyed_when_longer() -> None:
             assert fetcher.delay() == 2.0
         finally:
             fetcher.close()
+
+
+SIDEBAR = (
+    '<div class="sphinxsidebar" role="navigation"><h4>Previous topic</h4>'
+    '<p><a href="a.html">Sorting HOW TO</a></p><h4>Next topic</h4><p><a href="b.html">FAQ</a></p>'
+    '<h3>This Page</h3><ul><li><a href="bugs.html">Report a Bug</a></li>'
+    '<li><a href="s.txt">Show Source</a></li></ul></div>'
+)
+INDEX_PAGE = (
+    "<html><head><title>Python Frequently Asked Questions</title></head><body>"
+    '<div class="related" role="navigation"><a href="index.html">Python 3.11 documentation</a>'
+    '</div><div class="document"><div class="body" role="main"><section><h1>Python Frequently'
+    ' Asked Questions</h1><ul><li><a href="general.html">General Python FAQ</a></li>'
+    '<li><a href="programming.html">Programming FAQ</a></li></ul></section></div>'
+    f'{SIDEBAR}</div><div class="footer">Copyright, Python Software Foundation.</div></body></html>'
+)
+
+
+def test_a_near_empty_page_keeps_no_sidebar() -> None:
+    """An index of links is where trafilatura took Sphinx's sidebar for the content (as on the
+    Python docs' faq/index.html): the landmarks are removed before it looks."""
+    page = read_page("http://docs.test/faq/index.html", INDEX_PAGE.encode(), "text/html")
+    assert page.document is not None and "Programming FAQ" in page.document.text
+    for word in ("Previous topic", "Report a Bug", "Show Source", "Python 3.11 documentation"):
+        assert word not in page.document.text
+    assert "bugs.html" in page.links  # links are read before the furniture goes

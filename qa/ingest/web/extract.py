@@ -16,12 +16,14 @@ import lxml.etree
 import lxml.html
 
 from qa.ingest.documents import Document, Skip
+from qa.ingest.html import is_debris
 from qa.ingest.readers import read_pdf
 
 HTML_TYPES = frozenset(["text/html", "application/xhtml+xml", ""])
 PDF_TYPES = frozenset(["application/pdf", "application/x-pdf"])
 SNIFF_BYTES = 4096
 _SPACE = re.compile(r"\s+")
+FURNITURE_TAGS = frozenset({"nav", "aside", "footer"})
 _HEADER_LINK = "\u00b6"  # the pilcrow Sphinx and others put after every heading
 
 
@@ -102,6 +104,7 @@ def main_text(tree: lxml.html.HtmlElement, url: str) -> tuple[str, str]:
     import trafilatura
 
     logging.getLogger("trafilatura").setLevel(logging.ERROR)
+    _drop_furniture(tree)
     xml = trafilatura.extract(
         tree,
         url=url,
@@ -126,6 +129,22 @@ def main_text(tree: lxml.html.HtmlElement, url: str) -> tuple[str, str]:
     first = doc.find(".//head")
     title = "".join(first.itertext()) if first is not None and first.get("rend") == "h1" else ""
     return text, title
+
+
+def _drop_furniture(tree: lxml.html.HtmlElement) -> None:
+    """Remove the landmarks that are never a page's content (``<nav>``, ``<aside>``,
+    ``<footer>``, navigation and search roles, Sphinx's sidebar and relbars), the same rule
+    as the HTML reader's. trafilatura drops them on most pages, but on a near-empty page (an
+    index of links, "this page has moved") it takes the sidebar for the content."""
+    furniture = [
+        element
+        for element in tree.iter()
+        if isinstance(element.tag, str)
+        and (element.tag in FURNITURE_TAGS or is_debris(element.attrib))
+        and element.getparent() is not None
+    ]
+    for element in furniture:
+        element.drop_tree()
 
 
 def _block(element: lxml.etree._Element) -> str:
