@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import time
+from types import FrameType
 
 import typer
 
@@ -23,6 +25,10 @@ def watch(collection: CollectionOption = None, model: ModelOption = None) -> Non
     watchers = service.watch([name])
     if not watchers:
         raise InvalidInput(f"collection {name!r} was not built from folders; nothing to watch")
+    # Ctrl+C and `kill` (systemd, docker stop) both stop it after the update in progress,
+    # even when it was started with SIGINT ignored (a background job of a script)
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, _interrupt)
     roots = ", ".join(str(r) for r in watchers[name].roots)
     typer.echo(f"watching {roots} for collection {name!r}; Ctrl+C stops", err=True)
     try:
@@ -32,3 +38,7 @@ def watch(collection: CollectionOption = None, model: ModelOption = None) -> Non
         typer.echo("stopping after the update in progress", err=True)
     finally:
         service.stop_watching()
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
