@@ -216,6 +216,12 @@ class Settings(BaseSettings):
         ge=1,
         description="questions being worked on at once (abandoned ones included); more get a 503",
     )
+    reply_cache: int = Field(
+        default=1024,
+        ge=0,
+        description="replies remembered for repeated questions (per generation, caller and "
+        "filters); 0 turns the cache off",
+    )
     max_loaded_collections: int = Field(
         default=8, ge=1, description="collections kept in memory (least recently used go)"
     )

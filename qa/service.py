@@ -38,6 +38,7 @@ from qa.search import (
     build_reply,
     link_citations,
 )
+from qa.search.replies import ReplyCache
 from qa.search.scope import Scope, no_match_notice, within
 from qa.store import (
     UPLOADS,
@@ -80,6 +81,7 @@ class QAService(FolderWatching, SiteSync):
         self.fusion: FusionParams = self.params.default.fusion
         self.answer_params: AnswerParams = self.params.default.answer
         self.reranker = CrossEncoderReranker(settings.reranker) if settings.reranker else None
+        self.replies = ReplyCache(settings.reply_cache)
         self._collections: OrderedDict[str, Collection] = OrderedDict()  # least recently used first
         self._lock = threading.Lock()
         self._parser: ParserPool | None = None  # started on the first upload
@@ -362,6 +364,18 @@ class QAService(FolderWatching, SiteSync):
         indexing gate) with its settings (or ``params``, for tuning); see :mod:`qa.search.scope`."""
         started = time.perf_counter()
         loaded = collection if isinstance(collection, Collection) else self.collection(collection)
+        key = None
+        if params is None and loaded is not collection:  # not the gate's or tuning's own
+            params = self.params.of(loaded.name)
+            k = top_k or self.settings.top_k
+            key = (loaded.name, loaded.generation, question, tuple(history), k, mode)
+            key += (with_answer, scope, repr(params))
+            cached = self.replies.get(key)
+            if cached is not None:
+                total = round((time.perf_counter() - started) * 1000, 2)
+                stages = {"embed": 0.0, "search": 0.0, "answer": 0.0}
+                cached.timings_ms = {**stages, "total": total, "cached": 1.0}
+                return cached
         params = params or self.params.of(loaded.name)
         query = build_query(question, history, self.embedder)
         encoded = time.perf_counter()
@@ -378,6 +392,8 @@ class QAService(FolderWatching, SiteSync):
             "answer": round((done - searched) * 1000, 2),
             "total": round((done - started) * 1000, 2),
         }
+        if key is not None:
+            self.replies.put(key, reply)
         return reply
 
     def ask(
