@@ -161,13 +161,15 @@ class RayParser:
             return
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True  # the ids and order of a local build
-        actor_cpus = self.settings.ray_actor_cpus
-        actors = self.settings.ray_actors or max(
-            1, int(ray.cluster_resources().get("CPU", 1)) // actor_cpus
-        )
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        actor_cpus = min(self.settings.ray_actor_cpus, cpus)
+        actors = self.settings.ray_actors or max(1, cpus // actor_cpus)
         dataset = (
             ray.data.from_items(rows, override_num_blocks=max(1, len(rows) // PARSE_BATCH))
-            .map(_parse_row, fn_kwargs={"max_bytes": max_bytes})
+            # Parsing reserves no CPU, or embedding actors holding every CPU (one 2-CPU actor
+            # on a 2-CPU machine) would starve it and the build would wait for ever; its
+            # tasks are capped at one per CPU instead.
+            .map(_parse_row, fn_kwargs={"max_bytes": max_bytes}, num_cpus=0, concurrency=cpus)
             .map_batches(
                 _EmbedActor,
                 fn_constructor_kwargs={

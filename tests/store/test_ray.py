@@ -55,7 +55,8 @@ def _rows(collection: Collection) -> list[tuple[int, str, int, str]]:
 def test_ray_build_equals_local_build(tmp_path: Path, embedder: Embedder, local_ray: None) -> None:
     """Same passages, same ids, vectors equal to float tolerance, same skips."""
     local = QAService(make_settings(tmp_path / "local"), embedder)
-    on_ray = QAService(make_settings(tmp_path / "ray", ray_actor_cpus=1), embedder)
+    # the default actor size: one 2-CPU actor holds every CPU of the runtime
+    on_ray = QAService(make_settings(tmp_path / "ray"), embedder)
     a = local.index([CORPUS], "docs")
     b = on_ray.index([CORPUS], "docs", engine="ray")
     assert (a.documents, a.passages) == (b.documents, b.passages)
