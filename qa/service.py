@@ -367,14 +367,9 @@ class QAService(FolderWatching, SiteSync):
         key = None
         if params is None and loaded is not collection:  # not the gate's or tuning's own
             params = self.params.of(loaded.name)
-            k = top_k or self.settings.top_k
-            key = (loaded.name, loaded.generation, question, tuple(history), k, mode)
-            key += (with_answer, scope, repr(params))
-            cached = self.replies.get(key)
-            if cached is not None:
-                total = round((time.perf_counter() - started) * 1000, 2)
-                stages = {"embed": 0.0, "search": 0.0, "answer": 0.0}
-                cached.timings_ms = {**stages, "total": total, "cached": 1.0}
+            key = (loaded.name, loaded.generation, question, tuple(history), top_k, mode)
+            key += (self.settings.top_k, with_answer, scope, repr(params))
+            if (cached := self.replies.get(key, started)) is not None:
                 return cached
         params = params or self.params.of(loaded.name)
         query = build_query(question, history, self.embedder)
@@ -386,14 +381,10 @@ class QAService(FolderWatching, SiteSync):
         link_citations(reply, loaded.name, self.settings.public_url or "")
         reply.notice = no_match_notice(retriever, scope)
         done = time.perf_counter()
-        reply.timings_ms = {
-            "embed": round((encoded - started) * 1000, 2),
-            "search": round((searched - encoded) * 1000, 2),
-            "answer": round((done - searched) * 1000, 2),
-            "total": round((done - started) * 1000, 2),
-        }
-        if key is not None:
-            self.replies.put(key, reply)
+        marks = {"embed": (started, encoded), "search": (encoded, searched)}
+        marks |= {"answer": (searched, done), "total": (started, done)}
+        reply.timings_ms = {name: round((b - a) * 1000, 2) for name, (a, b) in marks.items()}
+        self.replies.put(key, reply)
         return reply
 
     def ask(

@@ -25,6 +25,7 @@ throughput, default p50 / baseline p50, and the server-side stage times (``timin
     python scripts/bench_api.py --only seed --rounds 1   # a quick check
     python scripts/bench_api.py --markdown reports/bench-api.md --json > reports/bench-api.json
     python scripts/bench_api.py --profile reports/profiles   # + py-spy of each default server at c=1
+    python scripts/bench_api.py --profile reports/profiles --profile-level 32   # ... under load
 
 SciFact: an existing collection ``eval-scifact-*`` in the checkout's ``index/`` (as built
 by ``qa eval``) is reused read-only (linked into a temporary index folder); the script
@@ -195,12 +196,13 @@ def measure(bench: Bench, target: Target) -> Measured:
     profiles: dict[str, Profile] = {}
     profiled = ("default", "baseline") if args.profile_baseline else ("default",)
     for name in profiled if args.profile else ():
-        say(f"[{label}] profiling {name} at c=1 with py-spy")
-        requests = min(bench.requests, 100)
-        out = f"{label}-{name}-c1"
+        level = args.profile_level
+        say(f"[{label}] profiling {name} at c={level} with py-spy")
+        requests = min(bench.requests, 100) * max(1, level // 8)
+        out = f"{label}-{name}-c{level}"
         server = bench.servers[name]
         profiles[name] = profile_server(
-            server, bench.questions, requests, args.top_k, args.profile, out
+            server, bench.questions, requests, args.top_k, args.profile, out, level
         )
     return Measured(rounds, cold, cold_ms, profiles, query_backend(bench.servers["default"]))
 
@@ -337,9 +339,20 @@ def _parser() -> argparse.ArgumentParser:
     add(
         "--profile",
         type=Path,
-        help="also py-spy the default server at c=1; collapsed stacks go here",
+        help="also py-spy the default server (at --profile-level); collapsed stacks go here",
     )
     add("--profile-baseline", action="store_true", help="with --profile, the baseline server too")
+    add(
+        "--profile-level",
+        type=int,
+        default=1,
+        help="with --profile, the concurrency profiled (32: where the time goes under load)",
+    )
+    add(
+        "--no-reply-cache",
+        action="store_true",
+        help="servers with QA_REPLY_CACHE=0: repeated questions are encoded and searched again",
+    )
     add_report_options(parser)
     return parser
 
@@ -348,6 +361,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     args.levels = sorted({int(x) for x in args.levels.split(",") if x.strip()})
+    if args.no_reply_cache:
+        for env in CONFIGS.values():
+            env["QA_REPLY_CACHE"] = "0"
     if 1 not in args.levels:
         parser.error("--levels must include 1")
     result = run(args)

@@ -20,6 +20,7 @@ class Profile(TypedDict, total=False):
 
     error: str
     file: str
+    level: int
     requests: int
     samples: int
     top_inclusive: list[tuple[str, float]]
@@ -319,7 +320,8 @@ def _profiles(c: CollectionResult) -> list[str]:
         lines += [
             "",
             (
-                f"py-spy profile of the {name} server at c=1 ({profile.get('samples', 0)} samples; "
+                f"py-spy profile of the {name} server at c={profile.get('level', 1)} "
+                f"({profile.get('samples', 0)} samples; "
                 f"{where}):"
             ),
             "",

@@ -231,10 +231,16 @@ def one_round(bench: Bench, number: int, label: str) -> Round:
 
 
 def profile_server(
-    server: Server, questions: list[str], requests: int, top_k: int, out_dir: Path, label: str
+    server: Server,
+    questions: list[str],
+    requests: int,
+    top_k: int,
+    out_dir: Path,
+    label: str,
+    level: int = 1,
 ) -> Profile:
-    """py-spy (collapsed stacks) of the server during a concurrency-1 pass; a summary of
-    where the time goes."""
+    """py-spy (collapsed stacks) of the server during a pass at concurrency ``level``; a
+    summary of where the time goes."""
     py_spy = shutil.which("py-spy")
     if py_spy is None:
         return {"error": "py-spy is not installed (pip install py-spy)"}
@@ -248,7 +254,7 @@ def profile_server(
         text=True,
     )
     time.sleep(2)  # attach
-    result = run_level(server.base, questions, 1, requests, top_k)
+    result = run_level(server.base, questions, level, requests, top_k)
     spy.send_signal(signal.SIGINT)
     try:
         _, err = spy.communicate(timeout=60)
@@ -258,7 +264,7 @@ def profile_server(
     if not raw.exists():
         return {"error": f"py-spy wrote nothing: {err[-500:]}"}
     summary = summarise_collapsed(raw)
-    return {"file": str(raw), "requests": len(result.latencies_ms), **summary}
+    return {"file": str(raw), "level": level, "requests": len(result.latencies_ms), **summary}
 
 
 def _frame_name(frame: str) -> str:

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
@@ -45,23 +45,22 @@ def _words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+", text.lower())
 
 
-def _fingerprint(text: str) -> tuple[set[int], int]:
+def _fingerprint(text: str) -> tuple[np.ndarray, int]:
     """The text's sampled shingles, and a hash of all its words (equal for exact copies)."""
     words = _words(text)
     return _shingles(words), zlib.crc32(" ".join(words).encode())
 
 
-def _shingles(words: list[str]) -> set[int]:
+def _shingles(words: list[str]) -> np.ndarray:
     """Hashes of a sample of the words' 4-grams (a rolling combination of word hashes,
-    computed with numpy: a few seconds for the whole Python documentation)."""
+    computed with numpy: a few seconds for the whole Python documentation), sorted, unique."""
     if len(words) < SHINGLE_WORDS:
-        return set()
+        return np.zeros(0, np.uint64)
     hashes = np.fromiter((zlib.crc32(w.encode()) for w in words), np.uint64, len(words))
     grams = np.zeros(len(words) - SHINGLE_WORDS + 1, np.uint64)
     for offset in range(SHINGLE_WORDS):  # wrap-around multiplication mixes the four words
         grams = grams * np.uint64(1_000_003) + hashes[offset : offset + len(grams)]
-    sampled = grams[(grams >> np.uint64(23)) % np.uint64(SAMPLE) == 0]
-    return set(np.unique(sampled).tolist())
+    return np.unique(grams[(grams >> np.uint64(23)) % np.uint64(SAMPLE) == 0])
 
 
 def _preference(document: Document) -> tuple[int, int, int, str]:
@@ -77,48 +76,72 @@ def _is_copy(a: Document, b: Document, shared: int, sizes: tuple[int, int], same
     return a.format != b.format or same
 
 
+class _Postings:
+    """Which documents hold each shingle, in judging order: flat arrays (about 30 bytes a
+    shingle), not a dictionary of lists, so memory stays small for big corpora."""
+
+    def __init__(self, signatures: list[np.ndarray]) -> None:
+        sizes = np.fromiter((len(s) for s in signatures), np.int64, len(signatures))
+        self.offsets = np.concatenate(([0], np.cumsum(sizes)))
+        shingles = np.concatenate(signatures) if signatures else np.zeros(0, np.uint64)
+        holders = np.repeat(np.arange(len(signatures), dtype=np.int32), sizes)
+        order = np.lexsort((holders, shingles))
+        self.shingles, self.holders = shingles[order], holders[order]
+        self.where = np.empty(len(order), np.int64)  # a (document, shingle) pair's sorted place
+        self.where[order] = np.arange(len(order))
+
+    def owners(self, position: int, kept: np.ndarray) -> Counter[int]:
+        """Votes for the kept documents judged before ``position`` sharing its shingles,
+        shingles with more than :data:`MAX_POSTINGS` such documents (boilerplate) left out."""
+        signature = self.shingles[self.where[self.offsets[position] : self.offsets[position + 1]]]
+        ends = self.where[self.offsets[position] : self.offsets[position + 1]]
+        starts = np.searchsorted(self.shingles, signature, "left")
+        votes: Counter[int] = Counter()
+        for start, end in zip(starts[ends > starts].tolist(), ends[ends > starts].tolist()):
+            earlier = self.holders[start:end]  # judged before this one
+            owners = earlier[kept[earlier]]
+            if len(owners) <= MAX_POSTINGS:
+                votes.update(owners.tolist())
+        return votes
+
+
 def drop_duplicates(documents: list[Document]) -> tuple[list[Document], list[Skip]]:
     """The documents without near-duplicates, and a skip for each copy left out.
 
-    Candidate pairs come from an inverted index of sampled shingles in which shingles held by
-    more than :data:`MAX_POSTINGS` kept documents (boilerplate every page has) are not
-    followed, so the cost grows with the corpus' size, not its square; the few candidates
-    are then compared on all their sampled shingles.
+    Documents are judged best first (:func:`_preference`). Candidate copies of one come from
+    the kept documents sharing its sampled shingles, where shingles held by more than
+    :data:`MAX_POSTINGS` kept documents (boilerplate every page has) are not followed, so the
+    cost grows with the corpus' size, not its square; the few candidates are then compared
+    on all their sampled shingles.
     """
     fingerprints = [_fingerprint(d.text) for d in documents]  # each text tokenised once
-    signatures = [shingles for shingles, _ in fingerprints]
-    keys = [key for _, key in fingerprints]
     order = sorted(range(len(documents)), key=lambda i: _preference(documents[i]))
-    owners: dict[int, list[int]] = defaultdict(list)  # shingle -> kept documents holding it
+    signatures = [fingerprints[i][0] for i in order]  # by judging position from here on
+    keys = [fingerprints[i][1] for i in order]
+    del fingerprints
+    postings = _Postings(signatures)
+    kept = np.zeros(len(order), dtype=bool)
     dropped: dict[int, int] = {}  # copy -> the document kept instead
-    for index in order:
-        signature = signatures[index]
-        votes = Counter(
-            owner
-            for shingle in signature
-            if len(owners.get(shingle, ())) <= MAX_POSTINGS
-            for owner in owners.get(shingle, ())
-        )
+    for position, signature in enumerate(signatures):
+        votes = postings.owners(position, kept)
         twin = next(
             (
                 other
                 for other, _ in votes.most_common(3)
                 if _is_copy(
-                    documents[index],
-                    documents[other],
-                    len(signature & signatures[other]),
+                    documents[order[position]],
+                    documents[order[other]],
+                    len(np.intersect1d(signature, signatures[other], assume_unique=True)),
                     (len(signature), len(signatures[other])),
-                    keys[index] == keys[other],
+                    keys[position] == keys[other],
                 )
             ),
             None,
         )
-        if twin is not None:
-            dropped[index] = twin
-            continue
-        for shingle in signature:
-            owners[shingle].append(index)
-    kept = [i for i in range(len(documents)) if i not in dropped]
+        if twin is None:
+            kept[position] = True
+        else:
+            dropped[order[position]] = order[twin]
     skips = [
         Skip(
             documents[i].source,
@@ -126,7 +149,7 @@ def drop_duplicates(documents: list[Document]) -> tuple[list[Document], list[Ski
         )
         for i, twin in sorted(dropped.items())
     ]
-    return [documents[i] for i in kept], skips
+    return [d for i, d in enumerate(documents) if i not in dropped], skips
 
 
 def strip_shared_title_suffix(documents: Iterable[Document]) -> str:
@@ -150,9 +173,22 @@ def strip_shared_title_suffix(documents: Iterable[Document]) -> str:
 
 def prepare_corpus(
     documents: Iterable[Document],
-) -> tuple[list[Document], list[Skip], frozenset[str]]:
+) -> tuple[Iterator[Document], list[Skip], frozenset[str]]:
     """A whole corpus read for indexing: the documents without copies (and the skips saying
-    so), their shared title suffix removed, and the paragraphs they repeat (furniture)."""
+    so), their shared title suffix removed, and the paragraphs they repeat (furniture).
+
+    The documents come one at a time, each released once handed out, so the texts held for
+    these rules shrink as the build consumes them.
+    """
     kept, copies = drop_duplicates(list(documents))
     strip_shared_title_suffix(kept)
-    return kept, copies, repeated_paragraphs(kept)
+    repeated = repeated_paragraphs(kept)
+    return _let_go(kept), copies, repeated
+
+
+def _let_go(documents: list[Document]) -> Iterator[Document]:
+    """``documents`` one at a time, the list emptied and each released once handed out."""
+    waiting = deque(documents)
+    documents.clear()
+    while waiting:
+        yield waiting.popleft()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Hashable
 
@@ -27,18 +28,23 @@ class ReplyCache:
         self._replies: OrderedDict[Hashable, Reply] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable) -> Reply | None:
-        """A copy of the reply stored under ``key``, or ``None``."""
+    def get(self, key: Hashable, started: float) -> Reply | None:
+        """A copy of the reply stored under ``key`` (its ``timings_ms`` those of this lookup,
+        begun at ``started``, a ``time.perf_counter()``), or ``None``."""
         with self._lock:
             reply = self._replies.get(key)
             if reply is None:
                 return None
             self._replies.move_to_end(key)
-        return copy.deepcopy(reply)
+        answered = copy.deepcopy(reply)
+        total = round((time.perf_counter() - started) * 1000, 2)
+        answered.timings_ms = {"embed": 0.0, "search": 0.0, "answer": 0.0, "total": total}
+        answered.timings_ms["cached"] = 1.0
+        return answered
 
-    def put(self, key: Hashable, reply: Reply) -> None:
-        """Remember a copy of ``reply`` under ``key``."""
-        if self.size <= 0:
+    def put(self, key: Hashable | None, reply: Reply) -> None:
+        """Remember a copy of ``reply`` under ``key`` (``None``: not to be remembered)."""
+        if key is None or self.size <= 0:
             return
         stored = copy.deepcopy(reply)
         with self._lock:

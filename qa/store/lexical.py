@@ -84,6 +84,7 @@ class PostingsBuilder:
     def add_tokens(self, documents: Sequence[Sequence[str]], first_row: int) -> None:
         """Add tokenized passages as rows ``first_row``, ``first_row + 1``, ..."""
         vocabulary = self._vocabulary
+        batch: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         for row, tokens in enumerate(documents, start=first_row):
             if not tokens:
                 continue
@@ -91,7 +92,9 @@ class PostingsBuilder:
                 (vocabulary.setdefault(t, len(vocabulary)) for t in tokens), dtype=np.int64
             )
             terms, counts = np.unique(ids, return_counts=True)
-            self._append(terms, np.full(len(terms), row, dtype=np.int32), counts)
+            batch.append((terms, np.full(len(terms), row, dtype=np.int32), counts))
+        if batch:  # three arrays a batch, not three a passage
+            self._append(*(np.concatenate(column) for column in zip(*batch)))
         lengths = np.fromiter((len(t) for t in documents), dtype=np.int32, count=len(documents))
         self._lengths.append((np.arange(first_row, first_row + len(documents)), lengths))
         self.size = max(self.size, first_row + len(documents))
