@@ -164,12 +164,18 @@ class RayParser:
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         actor_cpus = min(self.settings.ray_actor_cpus, cpus)
         actors = self.settings.ray_actors or max(1, cpus // actor_cpus)
+        blocks = max(1, len(rows) // PARSE_BATCH)
         dataset = (
-            ray.data.from_items(rows, override_num_blocks=max(1, len(rows) // PARSE_BATCH))
+            ray.data.from_items(rows, override_num_blocks=blocks)
             # Parsing reserves no CPU, or embedding actors holding every CPU (one 2-CPU actor
             # on a 2-CPU machine) would starve it and the build would wait for ever; its
             # tasks are capped at one per CPU instead.
-            .map(_parse_row, fn_kwargs={"max_bytes": max_bytes}, num_cpus=0, concurrency=cpus)
+            .map(
+                _parse_row,
+                fn_kwargs={"max_bytes": max_bytes},
+                num_cpus=0,
+                concurrency=min(cpus, blocks),
+            )
             .map_batches(
                 _EmbedActor,
                 fn_constructor_kwargs={
