@@ -364,18 +364,19 @@ class QAService(FolderWatching, SiteSync):
         indexing gate) with its settings (or ``params``, for tuning); see :mod:`qa.search.scope`."""
         started = time.perf_counter()
         loaded = collection if isinstance(collection, Collection) else self.collection(collection)
+        k = top_k or self.settings.top_k
         key = None
         if params is None and loaded is not collection:  # not the gate's or tuning's own
             params = self.params.of(loaded.name)
-            key = (loaded.name, loaded.generation, question, tuple(history), top_k, mode)
-            key += (self.settings.top_k, with_answer, scope, repr(params))
+            key = (loaded.name, loaded.generation, question, tuple(history), k, mode)
+            key += (with_answer, scope, repr(params))
             if (cached := self.replies.get(key, started)) is not None:
                 return cached
         params = params or self.params.of(loaded.name)
         query = build_query(question, history, self.embedder)
         encoded = time.perf_counter()
         retriever = self.retriever(loaded, mode, params.fusion)
-        hits = within(retriever, scope, query, top_k or self.settings.top_k)
+        hits = within(retriever, scope, query, k)
         searched = time.perf_counter()
         reply = build_reply(query, hits, loaded, self.embedder, params.answer, with_answer)
         link_citations(reply, loaded.name, self.settings.public_url or "")

@@ -90,12 +90,15 @@ class _Postings:
         self.where = np.empty(len(order), np.int64)  # a (document, shingle) pair's sorted place
         self.where[order] = np.arange(len(order))
 
+    def signature(self, position: int) -> np.ndarray:
+        """The sorted shingles of the document judged at ``position``."""
+        return self.shingles[self._places(position)]
+
     def owners(self, position: int, kept: np.ndarray) -> Counter[int]:
         """Votes for the kept documents judged before ``position`` sharing its shingles,
         shingles with more than :data:`MAX_POSTINGS` such documents (boilerplate) left out."""
-        signature = self.shingles[self.where[self.offsets[position] : self.offsets[position + 1]]]
-        ends = self.where[self.offsets[position] : self.offsets[position + 1]]
-        starts = np.searchsorted(self.shingles, signature, "left")
+        ends = self._places(position)
+        starts = np.searchsorted(self.shingles, self.shingles[ends], "left")
         votes: Counter[int] = Counter()
         for start, end in zip(starts[ends > starts].tolist(), ends[ends > starts].tolist()):
             earlier = self.holders[start:end]  # judged before this one
@@ -103,6 +106,10 @@ class _Postings:
             if len(owners) <= MAX_POSTINGS:
                 votes.update(owners.tolist())
         return votes
+
+    def _places(self, position: int) -> np.ndarray:
+        """Where the document judged at ``position`` has its shingles in the sorted arrays."""
+        return self.where[self.offsets[position] : self.offsets[position + 1]]
 
 
 def drop_duplicates(documents: list[Document]) -> tuple[list[Document], list[Skip]]:
@@ -116,14 +123,14 @@ def drop_duplicates(documents: list[Document]) -> tuple[list[Document], list[Ski
     """
     fingerprints = [_fingerprint(d.text) for d in documents]  # each text tokenised once
     order = sorted(range(len(documents)), key=lambda i: _preference(documents[i]))
-    signatures = [fingerprints[i][0] for i in order]  # by judging position from here on
-    keys = [fingerprints[i][1] for i in order]
+    keys = [fingerprints[i][1] for i in order]  # by judging position from here on
+    postings = _Postings([fingerprints[i][0] for i in order])
     del fingerprints
-    postings = _Postings(signatures)
     kept = np.zeros(len(order), dtype=bool)
     dropped: dict[int, int] = {}  # copy -> the document kept instead
-    for position, signature in enumerate(signatures):
+    for position in range(len(order)):
         votes = postings.owners(position, kept)
+        signature = postings.signature(position)
         twin = next(
             (
                 other
@@ -131,8 +138,8 @@ def drop_duplicates(documents: list[Document]) -> tuple[list[Document], list[Ski
                 if _is_copy(
                     documents[order[position]],
                     documents[order[other]],
-                    len(np.intersect1d(signature, signatures[other], assume_unique=True)),
-                    (len(signature), len(signatures[other])),
+                    len(np.intersect1d(signature, postings.signature(other), assume_unique=True)),
+                    (len(signature), len(postings.signature(other))),
                     keys[position] == keys[other],
                 )
             ),

@@ -70,21 +70,10 @@ BLOCK_TAGS = frozenset(
         "legend",
     }
 )
+# landmarks that are page furniture, never content (the crawler drops them too)
+FURNITURE_TAGS = frozenset({"nav", "footer", "aside"})
 # never shown, or page furniture rather than content
-DROP_TAGS = frozenset(
-    {
-        "script",
-        "style",
-        "noscript",
-        "template",
-        "nav",
-        "footer",
-        "aside",
-        "svg",
-        "head",
-        "title",
-    }
-)
+DROP_TAGS = FURNITURE_TAGS | {"script", "style", "noscript", "template", "svg", "head", "title"}
 # Generic markup debris: navigation and search landmarks, Sphinx's sidebar, relbars, footer
 # and heading permalinks (the "¶" after every heading), and elements marked hidden.
 DROP_ROLES = frozenset({"navigation", "search"})

@@ -16,14 +16,13 @@ import lxml.etree
 import lxml.html
 
 from qa.ingest.documents import Document, Skip
-from qa.ingest.html import is_debris
+from qa.ingest.html import FURNITURE_TAGS, is_debris
 from qa.ingest.readers import read_pdf
 
 HTML_TYPES = frozenset(["text/html", "application/xhtml+xml", ""])
 PDF_TYPES = frozenset(["application/pdf", "application/x-pdf"])
 SNIFF_BYTES = 4096
 _SPACE = re.compile(r"\s+")
-FURNITURE_TAGS = frozenset({"nav", "aside", "footer"})
 _HEADER_LINK = "\u00b6"  # the pilcrow Sphinx and others put after every heading
 
 
