@@ -13,8 +13,8 @@ import statistics
 import subprocess
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -106,8 +106,7 @@ async def drive(
     """
     result = LevelResult(concurrency, [], 0.0, Counter())
     next_index = 0
-    post = await _poster(base, concurrency)
-    try:
+    async with _poster(base, concurrency) as post:
 
         async def worker() -> None:
             nonlocal next_index
@@ -126,46 +125,45 @@ async def drive(
         workers = asyncio.gather(*(worker() for _ in range(concurrency)))
         await asyncio.wait_for(workers, timeout=max(120, requests * 5))
         result.wall_s = time.perf_counter() - started
-    finally:
-        await post.close()  # type: ignore[attr-defined]
     return result
 
 
-async def _poster(base: str, concurrency: int):  # type: ignore[no-untyped-def]
+Post = Callable[[dict[str, object]], Awaitable[tuple[int, bytes]]]
+
+
+@asynccontextmanager
+async def _poster(base: str, concurrency: int) -> AsyncIterator[Post]:
     """``post(body) -> (status, content)`` on ``/v1/ask`` over ``concurrency`` connections
-    (aiohttp when installed, else httpx); ``post.close()`` closes the client."""
+    (aiohttp when installed, else httpx), the client closed on leaving."""
     try:
         import aiohttp
     except ImportError:
         aiohttp = None
     if aiohttp is not None:
-        session = aiohttp.ClientSession(
-            base,
-            connector=aiohttp.TCPConnector(limit=concurrency),
-            timeout=aiohttp.ClientTimeout(total=60),
-        )
+        connector = aiohttp.TCPConnector(limit=concurrency)
+        timeout = aiohttp.ClientTimeout(total=60)
+        async with aiohttp.ClientSession(base, connector=connector, timeout=timeout) as session:
 
-        async def post(body: dict[str, object]) -> tuple[int, bytes]:
+            async def post(body: dict[str, object]) -> tuple[int, bytes]:
+                try:
+                    async with session.post("/v1/ask", json=body) as response:
+                        return response.status, await response.read()
+                except aiohttp.ClientError as exc:
+                    return 0, str(exc).encode()
+
+            yield post
+        return
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60.0) as client:
+
+        async def post_httpx(body: dict[str, object]) -> tuple[int, bytes]:
             try:
-                async with session.post("/v1/ask", json=body) as response:
-                    return response.status, await response.read()
-            except aiohttp.ClientError as exc:
+                response = await client.post("/v1/ask", json=body)
+                return response.status_code, response.content
+            except httpx.HTTPError as exc:
                 return 0, str(exc).encode()
 
-        post.close = session.close  # type: ignore[attr-defined]
-        return post
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    client = httpx.AsyncClient(base_url=base, limits=limits, timeout=httpx.Timeout(60.0))
-
-    async def post_httpx(body: dict[str, object]) -> tuple[int, bytes]:
-        try:
-            response = await client.post("/v1/ask", json=body)
-            return response.status_code, response.content
-        except httpx.HTTPError as exc:
-            return 0, str(exc).encode()
-
-    post_httpx.close = client.aclose  # type: ignore[attr-defined]
-    return post_httpx
+        yield post_httpx
 
 
 def run_level(
