@@ -56,9 +56,12 @@ def score_questions(
 ) -> list[Scored]:
     """Every question of ``dataset`` asked of ``collection`` with ``params``, in order."""
     qrels = _qrels(dataset, snippet_qrels(dataset, collection))
-    open_params = dataclasses.replace(
-        params, answer=dataclasses.replace(params.answer, min_score=NO_ABSTENTION)
+    # every answer kept, each scored by its sentence embedded on its own: the scale the bar
+    # is checked on near it (AnswerParams.check_below / check_above)
+    answer = dataclasses.replace(
+        params.answer, min_score=NO_ABSTENTION, check_below=0.0, check_above=2.0 - NO_ABSTENTION
     )
+    open_params = dataclasses.replace(params, answer=answer)
     run: dict[str, list[str]] = {}
     answers: dict[str, float | None] = {}
     for question in dataset.questions:

@@ -8,8 +8,10 @@ from typing import Any
 import numpy as np
 
 from qa.encoding import Embedder
+from qa.search.evidence import WEIGHTS, Candidate, features, scores
 from qa.search.retriever import Hit, Query
 from qa.store import Collection, PassageRow
+from qa.store.lexical import Lexical
 
 
 @dataclass(frozen=True)
@@ -68,13 +70,17 @@ class AnswerParams:
     """How the answer sentence is chosen and when to abstain (calibrated; see README)."""
 
     sentence_passages: int = 5  # how many top passages' sentences compete
-    shortlist: int = 3  # sentences re-embedded on their own to pick the answer...
-    shortlist_margin: float = 0.05  # ...among those within this of the best stored score
-    rank_weight: float = 0.05  # bonus for sentences of higher-ranked passages
-    highlight_margin: float = 0.08  # other sentences within this of the best are highlighted
+    weights: tuple[float, ...] = WEIGHTS  # the sentence chooser's (qa.search.evidence)
+    rank_weight: float = 0.05  # bonus for sentences of higher-ranked passages, in the score
+    highlight_margin: float = 0.5  # other sentences this close in log-odds are highlighted
+    highlighted: int = 3  # at most this many sentences highlighted per reply
     min_score: float = (
         0.38  # abstain below this (calibrated on the labelled article set; see README)
     )
+    # a chosen sentence whose stored cosine falls in [min_score - below, min_score + above)
+    # is embedded on its own to decide whether to abstain (chosen on the tuning half)
+    check_below: float = 0.13
+    check_above: float = 0.07
 
 
 def ranked_passages(hits: list[Hit], rows: dict[int, PassageRow]) -> list[RankedPassage]:
@@ -97,52 +103,76 @@ def ranked_passages(hits: list[Hit], rows: dict[int, PassageRow]) -> list[Ranked
     return out
 
 
+def candidate_features(
+    query: Query,
+    considered: list[RankedPassage],
+    vectors: dict[int, tuple[list[tuple[int, int]], np.ndarray]],
+    lexical: Lexical,
+) -> tuple[list[Candidate], list[str], np.ndarray]:
+    """Every sentence of the ``considered`` passages, its text and its chooser features."""
+    candidates: list[Candidate] = []
+    positions: list[int] = []
+    counts: list[int] = []
+    for index, passage in enumerate(considered):
+        spans, sentence_vectors = vectors.get(passage.passage_id, ([], np.zeros((0, 1))))
+        counts.append(len(spans))
+        similarity = sentence_vectors @ query.vector if len(spans) else []
+        for position, ((start, end), value) in enumerate(zip(spans, similarity)):
+            candidates.append(Candidate(index, start, end, float(value)))
+            positions.append(position)
+    texts = [considered[c.passage].text[c.start : c.end] for c in candidates]
+    scores_ = [p.score for p in considered]
+    rows = features(query.bm25_text, candidates, texts, scores_, counts, positions, lexical)
+    return candidates, texts, rows
+
+
 def choose_answer(
     query: Query,
     passages: list[RankedPassage],
     vectors: dict[int, tuple[list[tuple[int, int]], np.ndarray]],
     embedder: Embedder,
+    lexical: Lexical,
     params: AnswerParams,
 ) -> AnswerSpan | None:
     """Mark the sentence of the top passages that best answers the query.
 
-    The stored (late-chunked) sentence vectors shortlist ``params.shortlist`` sentences;
-    those are embedded on their own, which judges a single sentence more precisely, and
-    the best wins. Sets each passage's ``highlights`` (spans inside the passage text) as a
-    side effect. Returns ``None`` (the documents don't answer) when the best sentence
-    scores below ``params.min_score``.
+    Every sentence of the top ``params.sentence_passages`` passages is scored by the
+    fitted chooser (:mod:`qa.search.evidence`: stored sentence vectors, the question's
+    rare terms, passage rank and score), with no model run. The answer's score is the
+    chosen sentence's stored cosine plus a rank bonus; only when that falls near
+    ``params.min_score`` is the sentence embedded on its own, which judges a single
+    sentence more precisely, and that cosine decides. Returns ``None`` (the documents
+    don't answer) below ``params.min_score``. Sets each passage's ``highlights`` (spans
+    inside the passage text) as a side effect.
     """
-    candidates: list[tuple[int, tuple[int, int], float]] = []
     considered = passages[: params.sentence_passages]
-    for index, passage in enumerate(considered):
-        spans, sentence_vectors = vectors.get(
-            passage.passage_id, ([], np.zeros((0, len(query.vector))))
-        )
-        similarity = sentence_vectors @ query.vector if len(spans) else []
-        for span, value in zip(spans, similarity):
-            candidates.append((index, span, float(value)))
+    candidates, texts, rows = candidate_features(query, considered, vectors, lexical)
     if not candidates:
         return None
-    ranked = sorted(candidates, key=lambda c: -c[2])
-    shortlist = [
-        c for c in ranked[: params.shortlist] if c[2] >= ranked[0][2] - params.shortlist_margin
-    ]
-    texts = [passages[i].text[s:e] for i, (s, e), _ in shortlist]
-    fresh = embedder.encode_sentences(texts) @ query.vector
-    scored = [
-        (index, span, float(value) + params.rank_weight * (1 - index / max(1, len(considered))))
-        for (index, span, _), value in zip(shortlist, fresh)
-    ]
-    best_index, (start, end), best_score = max(scored, key=lambda c: c[2])
-    for index, span, score in scored:
-        if score >= best_score - params.highlight_margin:
-            passages[index].highlights.append(span)
+    odds = scores(rows, params.weights)
+    order = np.argsort(-odds, kind="stable")
+    best = candidates[int(order[0])]
+    for position in order[: params.highlighted]:
+        if odds[position] >= odds[order[0]] - params.highlight_margin:
+            candidate = candidates[int(position)]
+            considered[candidate.passage].highlights.append((candidate.start, candidate.end))
     for passage in passages:
         passage.highlights.sort()
-    if best_score < params.min_score:
+    bonus = params.rank_weight * (1 - best.passage / max(1, len(considered)))
+    score = best.cosine + bonus
+    low, high = params.min_score - params.check_below, params.min_score + params.check_above
+    if low <= score < high:  # too close to call from the stored vector
+        score = float(embedder.encode_sentences([texts[int(order[0])]])[0] @ query.vector) + bonus
+    if score < params.min_score:
         return None
-    passage = passages[best_index]
-    return AnswerSpan(passage.text[start:end], passage.passage_id, start, end, round(best_score, 6))
+    passage = considered[best.passage]
+    return AnswerSpan(
+        passage.text[best.start : best.end],
+        passage.passage_id,
+        best.start,
+        best.end,
+        round(score, 6),
+    )
 
 
 def build_reply(
@@ -159,7 +189,9 @@ def build_reply(
     answer = None
     if with_answer and passages:
         top = [p.passage_id for p in passages[: params.sentence_passages]]
-        answer = choose_answer(query, passages, collection.sentences(top), embedder, params)
+        answer = choose_answer(
+            query, passages, collection.sentences(top), embedder, collection.lexical, params
+        )
     return Reply(
         query=query.text, answer=answer, passages=passages, generation=collection.generation
     )

@@ -250,6 +250,10 @@ class Lexical:
                 rows, part = rows[keep], part[keep]
             total[rows] += (weight * repeats) * part  # a term's rows are unique
 
+    def document_frequency(self, word: str) -> int:
+        """How many live passages hold ``word`` (a token as :func:`tokenize` makes it)."""
+        return len(self._term(word)[0])
+
     def _term(self, word: str) -> tuple[np.ndarray, np.ndarray]:
         """The live rows holding ``word`` and its BM25 score in each, remembered: they depend
         only on this generation's statistics."""

@@ -1,0 +1,100 @@
+"""Which sentence answers: features of the candidate sentences, scored by fitted weights.
+
+Every sentence of the top passages is a candidate. Nothing here runs the model: the
+features are the stored (late-chunked) sentence vector's cosine with the question, how much
+of the question's rare vocabulary the sentence and its passage hold, the passage's rank and
+score, and where the sentence sits. A logistic regression fitted on the tuning half of the
+Python-docs questions (``scripts/fit_answer_choice.py``) weighs them; see the README.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from qa.store.lexical import Lexical, tokenize
+
+FEATURES = (
+    "coverage",  # idf-weighted share of the question's terms found in the sentence
+    "passage_coverage",  # ...and in the sentence's passage
+    "rank",  # 1 for the top passage, falling by 1/considered per rank
+    "first",  # 1 for a passage's first sentence (often a heading or a signature)
+    "position",  # the sentence's place in its passage, 0 (first) to 1 (last)
+    "length",  # log(1 + words)
+    "passage_score",  # the passage's search score relative to the best considered
+    "cosine",  # stored sentence vector · question vector
+    "cosine_gap",  # cosine minus the best candidate's cosine
+)
+
+# Fitted by scripts/fit_answer_choice.py on scripts/data/pydocs_questions_tune.jsonl
+# (LogisticRegression, C=1); the order is FEATURES'.
+WEIGHTS = (2.42, -0.41, 0.56, -0.27, -0.68, 0.66, 2.50, 0.36, 1.77)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One sentence of one considered passage."""
+
+    passage: int  # index among the considered passages (0 = best ranked)
+    start: int
+    end: int
+    cosine: float
+
+
+def idf_of(lexical: Lexical, terms: Sequence[str]) -> dict[str, float]:
+    """BM25's inverse document frequency of each term over the collection's live passages."""
+    count = max(1, lexical.count)
+    out = {}
+    for term in set(terms):
+        frequency = lexical.document_frequency(term)
+        out[term] = math.log(1 + (count - frequency + 0.5) / (frequency + 0.5))
+    return out
+
+
+def features(
+    question: str,
+    candidates: Sequence[Candidate],
+    texts: Sequence[str],
+    passage_scores: Sequence[float],
+    sentence_counts: Sequence[int],
+    positions: Sequence[int],
+    lexical: Lexical,
+) -> np.ndarray:
+    """One row of :data:`FEATURES` per candidate (``texts`` are the candidates' sentences,
+    ``positions`` their place in their passage, ``sentence_counts`` per passage)."""
+    terms = tokenize([question])[0]
+    idf = idf_of(lexical, terms)
+    total = sum(idf.values()) or 1.0
+    tokens = [set(t) for t in tokenize(list(texts))]
+    in_passage: dict[int, set[str]] = {}
+    for candidate, found in zip(candidates, tokens):
+        in_passage.setdefault(candidate.passage, set()).update(found)
+    considered = max(1, len(sentence_counts))
+    best_score = max(passage_scores) if len(passage_scores) else 0.0
+    best_cosine = max((c.cosine for c in candidates), default=0.0)
+    rows = []
+    for candidate, found, position, text in zip(candidates, tokens, positions, texts):
+        sentences = sentence_counts[candidate.passage]
+        score = passage_scores[candidate.passage]
+        rows.append(
+            (
+                sum(idf[t] for t in found & idf.keys()) / total,
+                sum(idf[t] for t in in_passage[candidate.passage] & idf.keys()) / total,
+                1 - candidate.passage / considered,
+                float(position == 0),
+                position / max(1, sentences),
+                math.log1p(len(text.split())),
+                score / best_score if best_score > 0 else 1.0,
+                candidate.cosine,
+                candidate.cosine - best_cosine,
+            )
+        )
+    return np.array(rows, dtype=np.float64).reshape(len(rows), len(FEATURES))
+
+
+def scores(rows: np.ndarray, weights: Sequence[float] = WEIGHTS) -> np.ndarray:
+    """The fitted model's log-odds that each candidate is the answering sentence."""
+    return rows @ np.asarray(weights, dtype=np.float64)
