@@ -184,8 +184,8 @@ def _introduction(result: BenchResult) -> list[str]:
             "Configurations: **default** = QA_RETRIEVER=hybrid (fusion + sentence rescoring, "
             "QA_SENTENCE_WEIGHT default 0.6); **baseline** = QA_RETRIEVER=dense "
             "QA_SENTENCE_WEIGHT=0 (before the answer-quality issue). Both still choose an answer "
-            "sentence (shortlisted sentences re-embedded, through the server's sentence-vector "
-            "cache)."
+            "sentence (the fitted chooser over stored vectors; the chosen sentence embedded on "
+            "its own only when its score is near the abstention bar)."
         ),
         "",
         f"Code under test: `{result.code or 'unknown'}`.",
