@@ -26,7 +26,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from qa.store import dense
-from qa.store.layout import load_array
+from qa.store.layout import RowFile, load_array
 from qa.store.lexical import Postings
 from qa.store.sql import Database
 
@@ -41,6 +41,7 @@ VECTORS = "vectors.npy"
 LEXICAL = "lexical"
 SENTENCE_VECTORS = "sentences.npy"
 SENTENCE_SPANS = "sentence_spans.npy"
+FEW_ROWS = 4096  # vectors read with pread up to this many rows; more go through the map
 
 Sentences = tuple[list[tuple[int, int]], np.ndarray]  # spans inside the passage, their vectors
 
@@ -91,6 +92,7 @@ class Segment:
             self.index.nprobe = self.info.dense.nprobe
         exact = self.info.dense.kind == "flat"
         self._vectors = None if exact else load_array(folder / VECTORS)
+        self._vector_rows = None if exact else RowFile(folder / VECTORS)
         self.postings = Postings(folder / LEXICAL)
         self.sentence_spans = load_array(folder / SENTENCE_SPANS)
         self._sentence_keys = (
@@ -99,11 +101,18 @@ class Segment:
             else np.zeros(0, dtype=np.int64)
         )
         self.sentence_vectors = load_array(folder / SENTENCE_VECTORS)
+        self._sentence_rows = (
+            RowFile(folder / SENTENCE_VECTORS) if len(self.sentence_vectors) else None
+        )
         self.db = Database(folder / SQLITE)
 
     def close(self) -> None:
-        """Close the SQLite connection (the arrays are unmapped with the object)."""
+        """Close the SQLite connection and the row files (the arrays are unmapped with the
+        object)."""
         self.db.close()
+        for rows in (self._vector_rows, self._sentence_rows):
+            if rows is not None:
+                rows.close()
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -121,8 +130,10 @@ class Segment:
         rows = np.asarray(rows, dtype=np.int64)
         if not len(rows):
             return np.zeros((0, self.info.dimension), dtype=np.float32)
-        if self._vectors is None:
+        if self._vectors is None or self._vector_rows is None:
             return self.index.reconstruct_batch(rows)
+        if len(rows) <= FEW_ROWS:  # a question's candidates: read, not mapped
+            return self._vector_rows.rows(rows).astype(np.float32)
         return np.asarray(self._vectors[rows], dtype=np.float32)
 
     def sentence_range(self, passage_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -141,8 +152,14 @@ class Segment:
         for passage_id, first, last in zip(wanted.tolist(), firsts.tolist(), lasts.tolist()):
             if last > first:
                 spans = [(a, b) for a, b in self.sentence_spans[first:last, 1:].tolist()]
-                out[passage_id] = (spans, self.sentence_vectors[first:last].astype(np.float32))
+                out[passage_id] = (spans, self._sentence_vectors(first, last))
         return out
+
+    def _sentence_vectors(self, first: int, last: int) -> np.ndarray:
+        """Float32 sentence vectors of rows ``first`` to ``last``, read rather than mapped."""
+        if self._sentence_rows is None:
+            return self.sentence_vectors[first:last].astype(np.float32)
+        return self._sentence_rows.span(first, last).astype(np.float32)
 
     def search(
         self, vectors: np.ndarray, k: int, allowed: np.ndarray | None

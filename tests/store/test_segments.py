@@ -15,6 +15,7 @@ from qa.encoding import Embedder
 from qa.ingest.documents import Document
 from qa.service import QAService
 from qa.store import Collection, Indexer, current_generation
+from qa.store.layout import RowFile
 from qa.store.merge import MergePolicy, build_merged, optimize
 from tests.conftest import make_settings
 
@@ -197,6 +198,34 @@ def test_indexes_are_memory_mapped(
     for segment in collection.segments:
         assert str(segment.path / "dense.faiss") in maps  # mapped, not read into memory
         assert str(segment.path / "lexical" / "rows.npy") in maps
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_row_file_reads_rows_like_the_array(tmp_path: Path, dtype: type) -> None:
+    array = np.random.default_rng(0).random((500, 6)).astype(dtype)
+    np.save(tmp_path / "a.npy", array)
+    rows = RowFile(tmp_path / "a.npy")
+    picked = np.array([7, 0, 499, 7])
+    assert np.array_equal(rows.rows(picked), array[picked])
+    assert np.array_equal(rows.span(3, 9), array[3:9])
+    assert rows.span(4, 4).shape == (0, 6)
+    rows.close()
+
+
+def test_stored_vectors_equal_through_either_path(
+    tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = QAService(make_settings(tmp_path / "index", dense_index="hnsw"), embedder)
+    service.indexer.upsert("h", _documents(random.Random(3), ["a", "b"]))
+    (segment,) = service.collection("h").segments
+    rows = np.arange(len(segment))[::-1]
+    read = segment.vectors(rows)  # a few rows: read with pread
+    monkeypatch.setattr("qa.store.segment.FEW_ROWS", 0)
+    assert np.array_equal(read, segment.vectors(rows))  # the same through the memory map
+    passage_id = int(segment.ids[0])
+    _, vectors = segment.sentences([passage_id])[passage_id]
+    first, last = (int(x[0]) for x in segment.sentence_range(np.array([passage_id])))
+    assert np.array_equal(vectors, segment.sentence_vectors[first:last].astype(np.float32))
 
 
 def test_previous_format_is_converted_once(tmp_path: Path, embedder: Embedder) -> None:
