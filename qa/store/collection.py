@@ -286,12 +286,19 @@ class Collection:
                     out[row["id"]] = row["content_hash"]
         return out
 
-    def document_segments(self) -> dict[str, str]:
-        """``{document_id: segment name}`` for every live document."""
+    def document_segments(self, ids: Iterable[str] | None = None) -> dict[str, str]:
+        """``{document_id: segment name}`` for every live document (of ``ids`` when given)."""
         out = {}
+        wanted = None if ids is None else sorted(set(ids))
         for segment in self.segments:
             hidden = self.deletions.get(segment.name, set())
-            for row in segment.db.select("SELECT id FROM documents"):
+            if wanted is None:
+                rows = segment.db.select("SELECT id FROM documents")
+            else:
+                rows = segment.db.select_in(
+                    "SELECT id FROM documents WHERE id IN ({marks})", wanted
+                )
+            for row in rows:
                 if row["id"] not in hidden:
                     out[row["id"]] = segment.name
         return out

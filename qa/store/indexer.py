@@ -28,7 +28,7 @@ from qa.ingest.documents import Document, Skip
 from qa.ingest.parsing import ParserPool
 from qa.ingest.selection import Selection
 from qa.store.build import SegmentBuild
-from qa.store.changes import Plan, Update, as_document, build_info, live_next_id
+from qa.store.changes import Plan, Update, as_document, build_info, live_next_id, old_hashes
 from qa.store.collection import Collection
 from qa.store.dense import DenseParams
 from qa.store.layout import (
@@ -269,7 +269,7 @@ class Indexer:
 
         directory = self.settings.collection_dir(collection)
         reuse = previous is not None and not report.full_rebuild
-        plan = Plan(previous, reuse, previous.document_hashes() if previous is not None else {})
+        plan = Plan(previous, reuse, old_hashes(previous, update))
         update.plan = plan
         # ids only ever grow, also across --full rebuilds, so an old citation never names another passage
         first_id = (

@@ -97,7 +97,8 @@ def hide(
 ) -> tuple[list[SegmentRef], dict[str, list[str]]]:
     """The previous generation's segments with ``documents`` hidden too, and the deletion
     lists; a segment left with no live row is dropped."""
-    where = previous.document_segments()
+    documents = list(documents)
+    where = previous.document_segments(documents)
     deletions = {name: set(ids) for name, ids in previous.deletions.items()}
     for document in documents:
         if document in where:

@@ -125,9 +125,11 @@ def read_status(directory: Path) -> SourceStatus | None:
         return None
 
 
-def live_documents(directory: Path, generation: str) -> dict[str, tuple[str, str, int]]:
-    """``{document_id: (source, content_hash, passages)}`` of a generation, from its segments'
-    SQLite files (no vectors are loaded)."""
+def live_documents(
+    directory: Path, generation: str, ids: Iterable[str] | None = None
+) -> dict[str, tuple[str, str, int]]:
+    """``{document_id: (source, content_hash, passages)}`` of a generation (of its documents
+    ``ids`` only, when given), from its segments' SQLite files (no vectors are loaded)."""
     manifest = read_manifest(directory, generation)
     try:
         deletions = json.loads((directory / generation / DELETIONS).read_text(encoding="utf-8"))
@@ -136,13 +138,18 @@ def live_documents(directory: Path, generation: str) -> dict[str, tuple[str, str
     out: dict[str, tuple[str, str, int]] = {}
     sql = (
         "SELECT d.id, d.source, d.content_hash, COUNT(p.id) AS n FROM documents d "
-        "LEFT JOIN passages p ON p.document_id = d.id GROUP BY d.id"
+        "LEFT JOIN passages p ON p.document_id = d.id {where} GROUP BY d.id"
     )
+    wanted = None if ids is None else sorted(set(ids))
     for ref in manifest.segments:
         hidden = set(deletions.get(ref.name, ()))
         database = Database(directory / SEGMENTS / ref.name / SQLITE)
         try:
-            for row in database.select(sql):
+            if wanted is None:
+                rows = database.select(sql.format(where=""))
+            else:
+                rows = database.select_in(sql.format(where="WHERE d.id IN ({marks})"), wanted)
+            for row in rows:
                 if row["id"] not in hidden:
                     out[row["id"]] = (row["source"], row["content_hash"], int(row["n"]))
         finally:
@@ -187,8 +194,19 @@ def _record(directory: Path, update: Update, report: IndexReport) -> None:
     before = read_status(directory)
     old = {r.document_id: r for r in before.sources if r.document_id} if before else {}
     judged = update.plan.judged
+    previous = update.plan.previous
     records = []
-    for key, (source, digest, n) in live_documents(directory, live).items():
+    documents: Iterable[str] | None = None  # every live document
+    if (  # a few documents given, and the status of the generation they change: keep the rest
+        before is not None
+        and previous is not None
+        and not update.remove_missing
+        and before.generation == previous.generation
+    ):
+        touched = update.plan.hidden | set(judged)
+        records = [record for key, record in old.items() if key not in touched]
+        documents = judged
+    for key, (source, digest, n) in live_documents(directory, live, documents).items():
         last = old.get(key)
         verdict = judged.get(key)
         if verdict is None:  # not part of this run (an upload beside the folders)

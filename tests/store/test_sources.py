@@ -203,3 +203,40 @@ def test_an_upload_is_listed_and_earlier_skips_still_hold(built: tuple[QAService
     assert after["api:memo"].state == "indexed" and after["api:memo"].passages == 1
     assert after["share/notes/blob.txt"].state == "failed"  # the folder's failures are kept
     assert after["share/guide/ferry.html"] == before["share/guide/ferry.html"]  # not re-checked
+
+
+def test_a_few_documents_change_only_their_records(
+    tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qa.ingest.documents import Document
+    from qa.store import status
+
+    service = QAService(make_settings(tmp_path / "index"), embedder)
+
+    def document(key: str, text: str) -> Document:
+        return Document(key, key.title(), f"api:{key}", text, "text")
+
+    service.indexer.upsert("c", [document(k, f"{k} is a word about {k}.") for k in "abcde"])
+    first = {r.document_id: r for r in service.sources("c")[2]}
+    read_all = []
+    real = status.live_documents
+    monkeypatch.setattr(
+        status,
+        "live_documents",
+        lambda d, g, ids=None: read_all.append(ids is None) or real(d, g, ids),
+    )
+    service.indexer.upsert("c", [document("b", "b changed its text."), document("f", "f is new.")])
+    service.indexer.delete("c", ["c"])
+    assert read_all == [False, False]  # only the documents given were read
+    after = {r.document_id: r for r in service.sources("c")[2]}
+    directory = service.settings.collection_dir("c")
+    live = real(directory, service.collection("c").generation)
+    assert set(after) == set(live) == {"a", "b", "d", "e", "f"}
+    for key, (source, digest, passages) in live.items():
+        assert (after[key].source, after[key].content_hash, after[key].passages) == (
+            source,
+            digest,
+            passages,
+        )
+    assert after["a"] == first["a"] and after["e"] == first["e"]  # untouched records kept
+    assert after["b"].state == after["f"].state == "indexed"
