@@ -77,8 +77,11 @@ class AnswerParams:
     min_score: float = (
         0.38  # abstain below this (calibrated on the labelled article set; see README)
     )
-    # a chosen sentence whose stored cosine falls in [min_score - below, min_score + above)
-    # is embedded on its own to decide whether to abstain (chosen on the tuning half)
+    # the two best sentences, from different passages and within this many log-odds, are
+    # embedded on their own and the better standalone cosine (+ rank bonus) wins
+    tie_margin: float = 0.25
+    # otherwise a chosen sentence whose score (stored cosine + rank bonus) falls in
+    # [min_score - below, min_score + above) is embedded on its own to decide on abstaining
     check_below: float = 0.13
     check_above: float = 0.07
 
@@ -138,31 +141,25 @@ def choose_answer(
 
     Every sentence of the top ``params.sentence_passages`` passages is scored by the
     fitted chooser (:mod:`qa.search.evidence`: stored sentence vectors, the question's
-    rare terms, passage rank and score), with no model run. The answer's score is the
-    chosen sentence's stored cosine plus a rank bonus; only when that falls near
-    ``params.min_score`` is the sentence embedded on its own, which judges a single
-    sentence more precisely, and that cosine decides. Returns ``None`` (the documents
-    don't answer) below ``params.min_score``. Sets each passage's ``highlights`` (spans
-    inside the passage text) as a side effect.
+    rare terms, passage rank and score), with no model run; see :func:`_settle` for the
+    two cases where a sentence is embedded on its own. Returns ``None`` (the documents
+    don't answer) when the answer scores below ``params.min_score``. Sets each passage's
+    ``highlights`` (spans inside the passage text) as a side effect.
     """
     considered = passages[: params.sentence_passages]
     candidates, texts, rows = candidate_features(query, considered, vectors, lexical)
     if not candidates:
         return None
     odds = scores(rows, params.weights)
-    order = np.argsort(-odds, kind="stable")
-    best = candidates[int(order[0])]
+    order = [int(i) for i in np.argsort(-odds, kind="stable")]
     for position in order[: params.highlighted]:
         if odds[position] >= odds[order[0]] - params.highlight_margin:
-            candidate = candidates[int(position)]
+            candidate = candidates[position]
             considered[candidate.passage].highlights.append((candidate.start, candidate.end))
     for passage in passages:
         passage.highlights.sort()
-    bonus = params.rank_weight * (1 - best.passage / max(1, len(considered)))
-    score = best.cosine + bonus
-    low, high = params.min_score - params.check_below, params.min_score + params.check_above
-    if low <= score < high:  # too close to call from the stored vector
-        score = float(embedder.encode_sentences([texts[int(order[0])]])[0] @ query.vector) + bonus
+
+    best, score = _settle(query, candidates, texts, odds, embedder, params, len(considered))
     if score < params.min_score:
         return None
     passage = considered[best.passage]
@@ -173,6 +170,43 @@ def choose_answer(
         best.end,
         round(score, 6),
     )
+
+
+def _settle(
+    query: Query,
+    candidates: list[Candidate],
+    texts: list[str],
+    odds: np.ndarray,
+    embedder: Embedder,
+    params: AnswerParams,
+    considered: int,
+) -> tuple[Candidate, float]:
+    """The answer and its score: a sentence's cosine with the question plus a rank bonus.
+
+    Embedding a sentence on its own judges it more precisely than its stored vector, so
+    it is done when the stored signals can't decide: when the two best candidates come from
+    different passages and are within ``params.tie_margin`` log-odds (both are embedded,
+    the better wins), or when the chosen one's stored score is near ``params.min_score``.
+    """
+    order = [int(i) for i in np.argsort(-odds, kind="stable")[:2]]
+
+    def bonus(candidate: Candidate) -> float:
+        return params.rank_weight * (1 - candidate.passage / max(1, considered))
+
+    best = candidates[order[0]]
+    if (
+        len(order) > 1
+        and candidates[order[1]].passage != best.passage
+        and odds[order[1]] >= odds[order[0]] - params.tie_margin
+    ):
+        fresh = embedder.encode_sentences([texts[i] for i in order]) @ query.vector
+        score, chosen = max((float(f) + bonus(candidates[i]), i) for i, f in zip(order, fresh))
+        return candidates[chosen], score
+    score = best.cosine + bonus(best)
+    if params.min_score - params.check_below <= score < params.min_score + params.check_above:
+        score = float(embedder.encode_sentences([texts[order[0]]])[0] @ query.vector)
+        score += bonus(best)
+    return best, score
 
 
 def build_reply(

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from qa.encoding import Embedder
 from qa.search import build_query, build_reply
 from qa.search.answer import AnswerParams
 from qa.search.evidence import FEATURES, WEIGHTS, Candidate, features
 from qa.service import QAService
+from tests.conftest import make_settings
 
 QUESTION = "What brand is the Haier factory for?"
 ANSWER = "The factory is for Haier's high-end brand Casarte."
@@ -63,7 +66,7 @@ def test_clear_answer_needs_no_model_run(seed_service: QAService) -> None:
 @pytest.mark.parametrize("band", [0.0, 2.0])
 def test_only_the_chosen_sentence_is_checked(seed_service: QAService, band: float) -> None:
     base = seed_service.params.of(seed_service.settings.collection).answer
-    params = dataclasses.replace(base, check_below=band, check_above=band)
+    params = dataclasses.replace(base, check_below=band, check_above=band, tie_margin=-1.0)
     counting = Counting(seed_service.embedder)
     reply = reply_with(seed_service, QUESTION, params, counting)
     assert reply.answer is not None and reply.answer.text == ANSWER
@@ -73,7 +76,29 @@ def test_only_the_chosen_sentence_is_checked(seed_service: QAService, band: floa
 def test_checked_sentence_decides_abstention(seed_service: QAService) -> None:
     base = seed_service.params.of(seed_service.settings.collection).answer
     # a bar no standalone cosine reaches, with the check band around it: the check refuses
-    params = dataclasses.replace(base, min_score=1.5, check_below=2.0, check_above=0.0)
+    params = dataclasses.replace(
+        base, min_score=1.5, check_below=2.0, check_above=0.0, tie_margin=-1.0
+    )
     counting = Counting(seed_service.embedder)
     assert reply_with(seed_service, QUESTION, params, counting).answer is None
     assert counting.sentences == [ANSWER]
+
+
+def test_a_near_tie_between_passages_is_settled_by_the_sentences(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    service = QAService(make_settings(tmp_path / "index"), embedder)
+    service.add_text(
+        "t", "notes", "Notes", "The lighthouse keeper feeds seventeen cats at dawn.", None
+    )
+    service.add_text(
+        "t", "log", "Log", "The keeper writes down the feeding times of the cats.", None
+    )
+    collection = service.collection("t")
+    query = build_query("How many cats does the lighthouse keeper feed?", (), embedder)
+    hits = service.retriever(collection).search(query, 5)
+    counting = Counting(embedder)
+    params = dataclasses.replace(service.params.of("t").answer, tie_margin=100.0)  # always a tie
+    reply = build_reply(query, hits, collection, counting, params)  # type: ignore[arg-type]
+    assert reply.answer is not None and "seventeen cats" in reply.answer.text
+    assert sorted(counting.sentences) == sorted(p.text for p in reply.passages[:2])
