@@ -80,10 +80,11 @@ class AnswerParams:
     # the two best sentences, from different passages and within this many log-odds, are
     # embedded on their own and the better standalone cosine (+ rank bonus) wins
     tie_margin: float = 0.25
-    # otherwise a chosen sentence whose score (stored cosine + rank bonus) falls in
-    # [min_score - below, min_score + above) is embedded on its own to decide on abstaining
+    # when the best stored score (cosine + rank bonus) of any sentence falls in
+    # [min_score - below, min_score + above), whether to abstain is decided...
     check_below: float = 0.13
     check_above: float = 0.07
+    checked: int = 3  # ...by embedding this many best stored sentences on their own
 
 
 def ranked_passages(hits: list[Hit], rows: dict[int, PassageRow]) -> list[RankedPassage]:
@@ -181,32 +182,37 @@ def _settle(
     params: AnswerParams,
     considered: int,
 ) -> tuple[Candidate, float]:
-    """The answer and its score: a sentence's cosine with the question plus a rank bonus.
+    """The answer, and whether the passages answer at all as a score: the best cosine of a
+    sentence with the question plus a rank bonus (abstain below ``params.min_score``).
 
-    Embedding a sentence on its own judges it more precisely than its stored vector, so
-    it is done when the stored signals can't decide: when the two best candidates come from
-    different passages and are within ``params.tie_margin`` log-odds (both are embedded,
-    the better wins), or when the chosen one's stored score is near ``params.min_score``.
+    Embedding a sentence on its own judges it more precisely than its stored vector, so it
+    is done only where the stored signals can't decide: when the chooser's two best
+    candidates come from different passages and are within ``params.tie_margin`` log-odds
+    (both are embedded, the better wins), and when the best stored score is near
+    ``params.min_score`` (the ``params.checked`` best are embedded; the best of them decides).
     """
     order = [int(i) for i in np.argsort(-odds, kind="stable")[:2]]
 
-    def bonus(candidate: Candidate) -> float:
-        return params.rank_weight * (1 - candidate.passage / max(1, considered))
+    def bonus(index: int) -> float:
+        return params.rank_weight * (1 - candidates[index].passage / max(1, considered))
 
-    best = candidates[order[0]]
+    def alone(indices: list[int]) -> list[float]:
+        fresh = embedder.encode_sentences([texts[i] for i in indices]) @ query.vector
+        return [float(f) + bonus(i) for i, f in zip(indices, fresh)]
+
+    chosen, score = order[0], -1.0
     if (
         len(order) > 1
-        and candidates[order[1]].passage != best.passage
+        and candidates[order[1]].passage != candidates[order[0]].passage
         and odds[order[1]] >= odds[order[0]] - params.tie_margin
     ):
-        fresh = embedder.encode_sentences([texts[i] for i in order]) @ query.vector
-        score, chosen = max((float(f) + bonus(candidates[i]), i) for i, f in zip(order, fresh))
-        return candidates[chosen], score
-    score = best.cosine + bonus(best)
-    if params.min_score - params.check_below <= score < params.min_score + params.check_above:
-        score = float(embedder.encode_sentences([texts[order[0]]])[0] @ query.vector)
-        score += bonus(best)
-    return best, score
+        score, chosen = max(zip(alone(order), order))
+    stored = np.array([c.cosine + bonus(i) for i, c in enumerate(candidates)])
+    evidence = float(stored.max())
+    if params.min_score - params.check_below <= evidence < params.min_score + params.check_above:
+        nearest = [int(i) for i in np.argsort(-stored, kind="stable")[: params.checked]]
+        evidence = max(alone(nearest))
+    return candidates[chosen], max(score, evidence)
 
 
 def build_reply(
