@@ -160,7 +160,9 @@ def choose_answer(
     for passage in passages:
         passage.highlights.sort()
 
-    best, score = _settle(query, candidates, texts, odds, embedder, params, len(considered))
+    best, score = _settle(
+        query, candidates, texts, odds, order[:2], embedder, params, len(considered)
+    )
     if score < params.min_score:
         return None
     passage = considered[best.passage]
@@ -178,6 +180,7 @@ def _settle(
     candidates: list[Candidate],
     texts: list[str],
     odds: np.ndarray,
+    order: list[int],
     embedder: Embedder,
     params: AnswerParams,
     considered: int,
@@ -187,11 +190,11 @@ def _settle(
 
     Embedding a sentence on its own judges it more precisely than its stored vector, so it
     is done only where the stored signals can't decide: when the chooser's two best
-    candidates come from different passages and are within ``params.tie_margin`` log-odds
-    (both are embedded, the better wins), and when the best stored score is near
-    ``params.min_score`` (the ``params.checked`` best are embedded; the best of them decides).
+    candidates (``order``) come from different passages and are within
+    ``params.tie_margin`` log-odds (both are embedded, the better wins), and when the best
+    stored score is near ``params.min_score`` (the ``params.checked`` best are embedded; the
+    best of them decides).
     """
-    order = [int(i) for i in np.argsort(-odds, kind="stable")[:2]]
 
     def bonus(index: int) -> float:
         return params.rank_weight * (1 - candidates[index].passage / max(1, considered))

@@ -44,16 +44,6 @@ class Candidate:
     cosine: float
 
 
-def idf_of(lexical: Lexical, terms: Sequence[str]) -> dict[str, float]:
-    """BM25's inverse document frequency of each term over the collection's live passages."""
-    count = max(1, lexical.count)
-    out = {}
-    for term in set(terms):
-        frequency = lexical.document_frequency(term)
-        out[term] = math.log(1 + (count - frequency + 0.5) / (frequency + 0.5))
-    return out
-
-
 def features(
     question: str,
     candidates: Sequence[Candidate],
@@ -66,7 +56,7 @@ def features(
     """One row of :data:`FEATURES` per candidate (``texts`` are the candidates' sentences,
     ``positions`` their place in their passage, ``sentence_counts`` per passage)."""
     terms = tokenize([question])[0]
-    idf = idf_of(lexical, terms)
+    idf = {term: lexical.idf(term) for term in set(terms)}
     total = sum(idf.values()) or 1.0
     tokens = [set(t) for t in tokenize(list(texts))]
     in_passage: dict[int, set[str]] = {}

@@ -96,13 +96,10 @@ class LiveHashes(Mapping[str, str]):
         self._all: dict[str, str] | None = None
 
     def __getitem__(self, document_id: str) -> str:
-        for segment in self._collection.segments:
-            if document_id in self._collection.deletions.get(segment.name, ()):
-                continue
-            sql = "SELECT content_hash FROM documents WHERE id = ?"
-            for row in segment.db.select(sql, [document_id]):
-                return str(row["content_hash"])
-        raise KeyError(document_id)
+        found = self._collection.document_hashes([document_id])
+        if document_id not in found:
+            raise KeyError(document_id)
+        return found[document_id]
 
     def __iter__(self) -> Iterator[str]:
         if self._all is None:

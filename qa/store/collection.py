@@ -9,6 +9,7 @@ deletions today, permissions and filters tomorrow.
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
@@ -276,32 +277,33 @@ class Collection:
             return document_row(row, self.public_source(row["source"]))  # type: ignore[index, arg-type]
         return None
 
-    def document_hashes(self) -> dict[str, str]:
-        """``{document_id: content_hash}`` for every live document."""
-        out = {}
-        for segment in self.segments:
-            hidden = self.deletions.get(segment.name, set())
-            for row in segment.db.select("SELECT id, content_hash FROM documents"):
-                if row["id"] not in hidden:
-                    out[row["id"]] = row["content_hash"]
-        return out
+    def document_hashes(self, ids: Iterable[str] | None = None) -> dict[str, str]:
+        """``{document_id: content_hash}`` for every live document (of ``ids`` when given)."""
+        return {
+            row["id"]: row["content_hash"]
+            for _, row in self._live_documents("id, content_hash", ids)
+        }
 
     def document_segments(self, ids: Iterable[str] | None = None) -> dict[str, str]:
         """``{document_id: segment name}`` for every live document (of ``ids`` when given)."""
-        out = {}
+        return {row["id"]: segment.name for segment, row in self._live_documents("id", ids)}
+
+    def _live_documents(
+        self, columns: str, ids: Iterable[str] | None
+    ) -> Iterator[tuple[Segment, sqlite3.Row]]:
+        """Each live document's ``columns`` (``id`` among them), with its segment (of ``ids``
+        only, when given: looked up by id rather than read whole)."""
         wanted = None if ids is None else sorted(set(ids))
+        sql = f"SELECT {columns} FROM documents"
         for segment in self.segments:
             hidden = self.deletions.get(segment.name, set())
             if wanted is None:
-                rows = segment.db.select("SELECT id FROM documents")
+                rows = segment.db.select(sql)
             else:
-                rows = segment.db.select_in(
-                    "SELECT id FROM documents WHERE id IN ({marks})", wanted
-                )
+                rows = segment.db.select_in(sql + " WHERE id IN ({marks})", wanted)
             for row in rows:
                 if row["id"] not in hidden:
-                    out[row["id"]] = segment.name
-        return out
+                    yield segment, row
 
     def iter_documents(self, ids: Iterable[str]) -> Iterator[DocumentRow]:
         """The documents of ``ids`` that exist, one query each, in the order given."""

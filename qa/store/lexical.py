@@ -69,6 +69,12 @@ def tokenize(texts: Sequence[str]) -> list[list[str]]:
     return [stem([w for w in _WORDS(text.lower()) if w not in stopwords]) for text in texts]
 
 
+def _idf(count: int, frequency: int) -> float:
+    """BM25's (bm25s "lucene") inverse document frequency of a term in ``frequency`` of
+    ``count`` passages."""
+    return math.log(1 + (count - frequency + 0.5) / (frequency + 0.5))
+
+
 class PostingsBuilder:
     """Term frequencies of a segment's passages, gathered in batches, written once."""
 
@@ -253,9 +259,10 @@ class Lexical:
                 rows, part = rows[keep], part[keep]
             total[rows] += (weight * repeats) * part  # a term's rows are unique
 
-    def document_frequency(self, word: str) -> int:
-        """How many live passages hold ``word`` (a token as :func:`tokenize` makes it)."""
-        return len(self._term(word)[0])
+    def idf(self, word: str) -> float:
+        """BM25's inverse document frequency of ``word`` (a token as :func:`tokenize` makes
+        it) over the live passages."""
+        return _idf(self.count, len(self._term(word)[0]))
 
     def _term(self, word: str) -> tuple[np.ndarray, np.ndarray]:
         """The live rows holding ``word`` and its BM25 score in each, remembered: they depend
@@ -269,7 +276,7 @@ class Lexical:
         alive = self.live[rows]
         rows, freqs = rows[alive], freqs[alive]
         frequency = len(rows)  # document frequency over live rows only
-        idf = math.log(1 + (self.count - frequency + 0.5) / (frequency + 0.5))
+        idf = _idf(self.count, frequency)
         norm = K1 * ((1 - B) + B * self._lengths[rows] / self.average_length)
         found = rows, (idf * freqs / (norm + freqs)).astype(np.float32)
         with self._lock:
