@@ -8,6 +8,7 @@ deletions today, permissions and filters tomorrow.
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 import threading
@@ -69,6 +70,12 @@ class Collection:
                 )
                 local = segment.rows_of(np.array([r["id"] for r in rows], dtype=np.int64))
                 self.live[self.offsets[number] + local[local >= 0]] = False
+        # segments with rows, none of them deleted (searched without looking at the mask)
+        self._whole = {
+            n
+            for n, (a, b) in enumerate(itertools.pairwise(self.offsets))
+            if b > a and self.live[a:b].all()
+        }
         self.lexical = Lexical(
             [s.postings for s in segments], self.offsets.tolist(), self.live, self.ids
         )
@@ -194,14 +201,7 @@ class Collection:
 
     def rows_of(self, passage_ids: Iterable[int]) -> np.ndarray:
         """The collection row of each live passage id (-1 for ids that are not live)."""
-        wanted = np.fromiter((int(i) for i in passage_ids), dtype=np.int64)
-        out = np.full(len(wanted), -1, dtype=np.int64)
-        for number, segment in enumerate(self.segments):
-            local = segment.rows_of(wanted)
-            found = local >= 0
-            rows = self.offsets[number] + local[found]
-            out[np.flatnonzero(found)[self.live[rows]]] = rows[self.live[rows]]
-        return out
+        return self.lexical.rows(np.fromiter((int(i) for i in passage_ids), dtype=np.int64))
 
     def allow(self, passage_ids: Iterable[int]) -> np.ndarray:
         """A mask over the collection's rows allowing only ``passage_ids`` (for ``allowed=``)."""
@@ -358,17 +358,21 @@ class Collection:
         mask = self.live if allowed is None else self.live & allowed
         found_ids, found_scores = [], []
         for number, segment in enumerate(self.segments):
-            part = mask[self.offsets[number] : self.offsets[number + 1]]
-            if not part.any():
-                continue
-            scores, rows = segment.search(vectors, k, None if part.all() else part)
+            part: np.ndarray | None = None  # every row: no selector
+            if allowed is not None or number not in self._whole:
+                part = mask[self.offsets[number] : self.offsets[number + 1]]
+                if not part.any():
+                    continue
+                if part.all():
+                    part = None
+            scores, rows = segment.search(vectors, k, part)
             found_ids.append(np.where(rows >= 0, segment.ids[np.maximum(rows, 0)], -1))
             found_scores.append(np.where(rows >= 0, scores, -np.inf))
         if not found_ids:
             empty = np.zeros((len(vectors), 0))
             return empty.astype(np.int64), empty.astype(np.float32)
         ids, scores = np.hstack(found_ids), np.hstack(found_scores)
-        k = min(k, ids.shape[1], int(mask.sum()))
+        k = min(k, ids.shape[1], self.lexical.count if allowed is None else int(mask.sum()))
         order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         return np.take_along_axis(ids, order, 1), np.take_along_axis(scores, order, 1).astype(
             np.float32

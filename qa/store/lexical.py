@@ -36,7 +36,8 @@ K1, B = 1.2, 0.75  # the usual BM25 defaults (Robertson & Zaragoza); not tuned p
 TERMS, OFFSETS = "terms.bin", "term_offsets.npy"  # UTF-8 terms, and where each starts
 HASHES = "term_hashes.npy"  # uint64 hash of each term, ascending: terms are found by hash
 INDPTR, ROWS, FREQS, LENGTHS = "indptr.npy", "rows.npy", "tf.npy", "lengths.npy"
-CACHED_POSTINGS = 4_000_000  # scored postings remembered per loaded generation (~48 MB)
+CACHED_POSTINGS = 4_000_000  # scored postings remembered per loaded generation (~32 MB)
+SAMPLE = 256  # rows sampled per wanted result to find the floor of the best (see Lexical.top)
 
 
 @lru_cache(maxsize=1)
@@ -210,6 +211,16 @@ class Postings:
         return [data[a:b].decode("utf-8") for a, b in itertools.pairwise(offsets)]
 
 
+@dataclass(frozen=True)
+class Term:
+    """A query term: its weight in the query, the live rows holding it (ascending) and its
+    BM25 score in each."""
+
+    weight: float
+    rows: np.ndarray
+    part: np.ndarray
+
+
 @dataclass
 class Lexical:
     """BM25 over the live rows of every segment; row numbers are the collection's rows."""
@@ -224,11 +235,27 @@ class Lexical:
         total = np.concatenate(lengths) if lengths else np.zeros(0)
         self.count = int(self.live.sum())
         self.average_length = float(total[self.live].mean()) if self.count else 1.0
-        self._lengths = total.astype(np.float32)
+        # BM25's length normalisation of each row: K1 × (1 - B + B × length / average)
+        self._norm = K1 * ((1 - B) + B * total.astype(np.float32) / self.average_length)
         self._row_of: np.ndarray | None = None
         self._cache: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._cached = 0  # postings held by the cache
         self._lock = threading.Lock()
+
+    def terms(self, query: str, context: Sequence[tuple[str, float]] = ()) -> list[Term]:
+        """The query's terms found in live passages, with their weights and postings.
+
+        ``context`` adds further query texts with their weights (a follow-up's history);
+        a term repeated in the query counts again, as in bm25s.
+        """
+        weights: dict[str, float] = {}
+        for text, weight in ((query, 1.0), *context):
+            for word in tokenize([text])[0]:
+                weights[word] = weights.get(word, 0.0) + weight
+        if not self.count:
+            return []
+        found = (Term(weight, *self._term(word)) for word, weight in sorted(weights.items()))
+        return [term for term in found if len(term.rows)]
 
     def scores(
         self,
@@ -237,27 +264,15 @@ class Lexical:
         allowed: np.ndarray | None = None,
     ) -> np.ndarray:
         """BM25 score of every row for ``query`` (zero for deleted rows and rows not
-        ``allowed``; zeros everywhere when no term matches).
-
-        ``context`` adds further query texts with their weights (a follow-up's history).
-        """
+        ``allowed``; zeros everywhere when no term matches)."""
         total = np.zeros(len(self.ids), dtype=np.float32)
-        mask = self.live if allowed is None else self.live & allowed
-        for text, weight in ((query, 1.0), *context):
-            self._add(total, tokenize([text])[0], weight, mask)
-        return total
-
-    def _add(self, total: np.ndarray, tokens: list[str], weight: float, mask: np.ndarray) -> None:
-        """Add ``weight`` × the BM25 score of ``tokens`` to ``total`` (repeated terms count
-        again, as in bm25s)."""
-        if not tokens or not self.count:
-            return
-        for word, repeats in zip(*np.unique(np.array(tokens, dtype=object), return_counts=True)):
-            rows, part = self._term(str(word))
-            if mask is not self.live:
-                keep = mask[rows]
+        for term in self.terms(query, context):  # a term's rows are live and unique
+            rows, part = term.rows, term.part
+            if allowed is not None:
+                keep = allowed[rows]
                 rows, part = rows[keep], part[keep]
-            total[rows] += (weight * repeats) * part  # a term's rows are unique
+            np.add.at(total, rows, term.weight * part)  # faster than total[rows] += ...
+        return total
 
     def idf(self, word: str) -> float:
         """BM25's inverse document frequency of ``word`` (a token as :func:`tokenize` makes
@@ -273,38 +288,49 @@ class Lexical:
                 self._cache.move_to_end(word)
                 return known
         rows, freqs = self._postings(word.encode("utf-8"))
-        alive = self.live[rows]
-        rows, freqs = rows[alive], freqs[alive]
-        frequency = len(rows)  # document frequency over live rows only
-        idf = _idf(self.count, frequency)
-        norm = K1 * ((1 - B) + B * self._lengths[rows] / self.average_length)
-        found = rows, (idf * freqs / (norm + freqs)).astype(np.float32)
+        if self.count < len(self.live):  # some rows are deleted
+            alive = self.live[rows]
+            rows, freqs = rows[alive], freqs[alive]
+        idf = np.float32(_idf(self.count, len(rows)))  # document frequency over live rows
+        part = self._norm[rows]  # idf × tf / (norm + tf), computed in place
+        part += freqs
+        np.divide(np.multiply(freqs, idf, out=freqs), part, out=part)
         with self._lock:
-            self._cache[word] = found
+            self._cache[word] = rows, part
             self._cached += len(rows)
             while self._cached > CACHED_POSTINGS and len(self._cache) > 1:
                 _, (old, _) = self._cache.popitem(last=False)
                 self._cached -= len(old)
-        return found
+        return rows, part
 
     def _postings(self, word: bytes) -> tuple[np.ndarray, np.ndarray]:
         """Collection rows holding ``word`` (in every segment) and its frequency in each."""
         found = [s.postings(word) for s in self.segments]
-        rows = [r.astype(np.int64) + offset for (r, _), offset in zip(found, self.offsets)]
-        if not rows:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        if not found:
+            return np.zeros(0, np.int32), np.zeros(0, np.float32)
+        rows = [r + np.int32(offset) for (r, _), offset in zip(found, self.offsets)]
         return np.concatenate(rows), np.concatenate([f for _, f in found])
 
     def top(self, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Passage ids and scores of the best ``k`` rows with a positive score."""
-        candidates = np.flatnonzero(scores > 0)
+        """Passage ids and scores of the best ``k`` rows with a positive score.
+
+        In a long score vector only rows scoring at least a floor are ranked: the ``k``-th
+        best score of an evenly spaced sample of rows, which no ``k``-th best of all rows
+        can be below.
+        """
+        floor = np.float32(0)
+        stride = len(scores) // (SAMPLE * max(k, 1))
+        if stride > 1 and k > 0:
+            floor = max(floor, np.partition(scores[::stride], -k)[-k])
+        candidates = np.flatnonzero(scores >= floor if floor > 0 else scores > 0)
         k = min(k, len(candidates))
         if k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         values = scores[candidates]
-        best = np.argpartition(-values, k - 1)[:k]
-        # ties by row, as an exhaustive sort of the whole score vector would order them
-        best = best[np.lexsort((candidates[best], -values[best]))]
+        kth = np.partition(values, len(values) - k)[len(values) - k]
+        best = np.flatnonzero(values >= kth)  # every row tied with the k-th too
+        # ties by row, as a stable sort of the whole score vector would order them
+        best = best[np.lexsort((candidates[best], -values[best]))][:k]
         return self.ids[candidates[best]], values[best]
 
     def search(
@@ -318,11 +344,13 @@ class Lexical:
         return self.top(self.scores(query, context, allowed), k)
 
     def rows(self, passage_ids: np.ndarray) -> np.ndarray:
-        """Row of each live passage id (a lookup table is built once)."""
+        """Row of each live passage id, -1 for other ids (a lookup table is built once)."""
         if self._row_of is None:
             live = np.flatnonzero(self.live)
             size = int(self.ids[live].max()) + 1 if len(live) else 0
-            table = np.full(size, -1, dtype=np.int64)
+            table = np.full(size + 1, -1, dtype=np.int64)  # the last entry: any other id
             table[self.ids[live]] = live
             self._row_of = table
-        return self._row_of[np.asarray(passage_ids, dtype=np.int64)]
+        wanted = np.asarray(passage_ids, dtype=np.int64)
+        known = len(self._row_of) - 1
+        return self._row_of[np.where((wanted >= 0) & (wanted < known), wanted, known)]

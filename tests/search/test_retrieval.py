@@ -46,3 +46,16 @@ def test_top_k_larger_than_collection(seed_service: QAService) -> None:
 def test_unknown_collection_lists_the_known_ones(seed_service: QAService) -> None:
     with pytest.raises(UnknownCollection, match="available collections: 'default'"):
         seed_service.search("anything", "nope", 3)
+
+
+def test_hybrid_with_its_dense_half_in_a_thread_ranks_the_same(
+    seed_service: QAService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large collections run the dense search beside BM25; the ranking doesn't change."""
+    questions = ["How many cities does the G60 corridor connect?", "Who pays the rent?"]
+    alone = [seed_service.search(q, top_k=8).passages for q in questions]
+    monkeypatch.setattr("qa.search.retriever.PARALLEL_ROWS", 0)
+    beside = [seed_service.search(q, top_k=8).passages for q in questions]
+    assert [[(p.passage_id, p.score) for p in r] for r in beside] == [
+        [(p.passage_id, p.score) for p in r] for r in alone
+    ]

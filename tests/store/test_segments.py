@@ -150,6 +150,26 @@ def test_deleted_and_disallowed_rows_are_never_returned(
         scores = collection.lexical.scores(query, allowed=allowed)
         assert set(collection.ids[scores > 0].tolist()) <= set(allowed_ids)
         assert not collection.allow(gone).any()
+    unknown = [*sorted(gone), -5, int(collection.ids.max()) + 1, 10**9]
+    assert (collection.rows_of(unknown) == -1).all()
+
+
+def test_best_rows_from_a_sampled_floor_equal_a_full_sort(
+    segmented: tuple[QAService, list[Document], set[int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Lexical.top`` ranks only rows above the k-th best of a sample: the same rows, in
+    the same order (ties by row), as sorting every score."""
+    service, _, _ = segmented
+    lexical = service.collection("s").lexical
+    monkeypatch.setattr("qa.store.lexical.SAMPLE", 1)  # sample even this small collection
+    rng = np.random.default_rng(0)
+    for k in (1, 3, 5, 10):
+        scores = rng.integers(0, 4, len(lexical.ids)).astype(np.float32)  # ties and zeros
+        ids, values = lexical.top(scores, k)
+        order = np.lexsort((np.arange(len(scores)), -scores))
+        order = order[scores[order] > 0][:k]
+        assert ids.tolist() == lexical.ids[order].tolist()
+        assert values.tolist() == scores[order].tolist()
 
 
 def test_merge_commits_deletions_made_while_it_ran(
@@ -209,6 +229,9 @@ def test_row_file_reads_rows_like_the_array(tmp_path: Path, dtype: type) -> None
     assert np.array_equal(rows.rows(picked), array[picked])
     assert np.array_equal(rows.span(3, 9), array[3:9])
     assert rows.span(4, 4).shape == (0, 6)
+    assert rows.rows(np.array([], dtype=np.int64)).shape == (0, 6)
+    with pytest.raises(EOFError):
+        rows.rows(np.array([500]))
     rows.close()
 
 
