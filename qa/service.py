@@ -115,7 +115,9 @@ class QAService(FolderWatching, SiteSync):
             for attempt in range(3):
                 try:
                     fresh = Collection.load(
-                        directory, expect_model=self.embedder.identity.to_dict()
+                        directory,
+                        expect_model=self.embedder.identity.to_dict(),
+                        dense_memory=self.settings.dense_memory,
                     )
                     break
                 except (StoreError, OSError):

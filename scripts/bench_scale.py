@@ -20,7 +20,9 @@ Measured per size: build seconds (writing segments; embedding excluded, reported
 bytes on disk, vector memory (the FAISS index), a real ``qa serve``'s start-up time and RSS
 after queries, in-process p50/p99 of dense, BM25 and hybrid search (query encoding excluded,
 reported apart), recall@10 of the index against exact search over the same vectors, and
-adding 10 real documents through ``Indexer.upsert`` (seconds, bytes written).
+adding 10 real documents through ``Indexer.upsert`` (seconds, bytes written). For an IVF
+index the search latencies and the server's figures are measured twice: with its lists
+memory-mapped (the default) and read into the process (``load_*``, ``QA_DENSE_MEMORY=load``).
 """
 
 from __future__ import annotations
@@ -211,7 +213,12 @@ def exact_top10(vectors: np.ndarray, queries: np.ndarray) -> np.ndarray:
 
 
 def serve_figures(
-    index_dir: Path, collection: str, log_dir: Path, asks: list[str], models: Path | None
+    index_dir: Path,
+    collection: str,
+    log_dir: Path,
+    asks: list[str],
+    models: Path | None,
+    memory: str = "map",
 ) -> dict[str, float]:
     """Start-up seconds (process start to ready) and RSS after some questions of ``qa serve``
     (the ONNX query encoder copied in from ``models``' index, as a prebuilt one has it)."""
@@ -221,7 +228,7 @@ def serve_figures(
     if models is not None and not (index_dir / ".models").exists():
         copy_models(models, index_dir)
     began = time.perf_counter()
-    settings = {"QA_BACKGROUND_MERGE": "false"}
+    settings = {"QA_BACKGROUND_MERGE": "false", "QA_DENSE_MEMORY": memory}
     with qa_serve("scale", index_dir, log_dir, settings, collection=collection) as server:
         ready = time.perf_counter() - began
         for text in asks:
@@ -288,6 +295,11 @@ def measure(
     row.update(latencies(collection, embedder, asks, ask_vectors))
     segment = directory / "segments" / collection.segments[0].name
     collection.close()
+    if row["dense_index"] == "ivf-sq8":  # its lists read into the process (QA_DENSE_MEMORY=load)
+        loaded = Collection.load(directory, verify=False, dense_memory="load")
+        timings = latencies(loaded, embedder, asks, ask_vectors)
+        loaded.close()
+        row.update({f"load_{k}": v for k, v in timings.items() if k[:5] in ("dense", "hybri")})
     if row["dense_index"] != "flat":  # exact search over the same (float16) vectors
         from qa.store.segment import load_array
 
@@ -297,6 +309,9 @@ def measure(
         row["recall_at_10_synthetic"] = round(float(np.mean(hits)), 4)
     say("serving")
     row.update(serve_figures(work / "index", directory.name, work, asks[:50], models))
+    if row["dense_index"] == "ivf-sq8":
+        served = serve_figures(work / "index", directory.name, work, asks[:50], models, "load")
+        row.update({f"load_{k}": v for k, v in served.items()})
     say("updating 10 documents")
     row.update(update_cost(directory, embedder, real[1], real[2]))
     row["update_share_pct"] = round(100 * float(row["update_bytes"]) / disk_bytes(directory), 3)  # type: ignore[arg-type]

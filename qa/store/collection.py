@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from qa.errors import CollectionNotFound, StoreError
+from qa.store.dense import DenseMemory
 from qa.store.layout import DELETIONS, SEGMENTS, UPLOADS, current_generation
 from qa.store.lexical import Lexical
 from qa.store.manifest import (
@@ -93,6 +94,7 @@ class Collection:
         verify: bool = True,
         generation: str | None = None,
         locked: bool = False,
+        dense_memory: DenseMemory = "map",
     ) -> Collection:
         """Load the live generation (or ``generation``, written but not yet live: the
         indexing gate scores it before the switch), checking manifest, checksums and model.
@@ -100,7 +102,7 @@ class Collection:
         ``expect_model`` is the configured model (a :class:`ModelInfo`, or its fields as a
         mapping); a collection built with another one is refused. A collection in the
         previous format (one flat index per generation) is converted once, first (``locked``:
-        the caller holds the writer lock).
+        the caller holds the writer lock). ``dense_memory``: see :func:`qa.store.dense.load`.
         """
         name = collection_dir.name
         generation = generation or current_generation(collection_dir)
@@ -111,7 +113,9 @@ class Collection:
             from qa.store.convert import convert_legacy
 
             convert_legacy(collection_dir, generation, locked)
-            return cls.load(collection_dir, expect_model, verify, locked=locked)
+            return cls.load(
+                collection_dir, expect_model, verify, locked=locked, dense_memory=dense_memory
+            )
         if manifest.format_version != FORMAT_VERSION:
             raise format_error(name, manifest.format_version)
         if expect_model is not None:
@@ -121,7 +125,10 @@ class Collection:
             verify_generation(name, collection_dir, manifest)
         try:
             deletions = json.loads((path / DELETIONS).read_text(encoding="utf-8"))
-            segments = [Segment(collection_dir / SEGMENTS / s.name) for s in manifest.segments]
+            segments = [
+                Segment(collection_dir / SEGMENTS / s.name, memory=dense_memory)
+                for s in manifest.segments
+            ]
             return cls(name, path, manifest, segments, deletions)
         except Exception as exc:  # noqa: BLE001 - any failure to load is reported as a damaged store
             raise StoreError(

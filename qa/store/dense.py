@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 DenseKind = Literal["flat", "ivf-sq8", "hnsw"]
 DenseChoice = Literal["auto", "flat", "ivf-sq8", "hnsw"]
+DenseMemory = Literal["map", "load"]  # IVF lists memory-mapped, or read into the process
 SMALL_INDEX = 200_000  # below this many vectors FAISS searches in one thread
 
 
@@ -103,11 +104,14 @@ def save(index: faiss.Index, path: Path) -> None:
     faiss.write_index(index, str(path))
 
 
-def load(path: Path, kind: str) -> faiss.Index:
-    """Open an index memory-mapped where FAISS can (flat codes, inverted lists)."""
+def load(path: Path, kind: str, memory: DenseMemory = "map") -> faiss.Index:
+    """Open an index memory-mapped where FAISS can (flat codes; inverted lists unless
+    ``memory`` is "load")."""
     import faiss
 
     flags = {"flat": faiss.IO_FLAG_MMAP_IFC, "ivf-sq8": faiss.IO_FLAG_MMAP}.get(kind, 0)
+    if kind == "ivf-sq8" and memory == "load":
+        flags = 0
     return faiss.read_index(str(path), flags)
 
 

@@ -26,6 +26,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from qa.store import dense
+from qa.store.dense import DenseMemory
 from qa.store.layout import RowFile, load_array
 from qa.store.lexical import Postings
 from qa.store.sql import Database
@@ -82,12 +83,14 @@ def read_info(folder: Path) -> SegmentInfo:
 class Segment:
     """One segment opened for reading: arrays and indexes memory-mapped, SQLite read-only."""
 
-    def __init__(self, folder: Path, info: SegmentInfo | None = None) -> None:
+    def __init__(
+        self, folder: Path, info: SegmentInfo | None = None, memory: DenseMemory = "map"
+    ) -> None:
         self.path = folder
         self.info = info or read_info(folder)
         self.name = self.info.name
         self.ids = load_array(folder / IDS)
-        self.index: faiss.Index = dense.load(folder / FAISS, self.info.dense.kind)
+        self.index: faiss.Index = dense.load(folder / FAISS, self.info.dense.kind, memory)
         if self.info.dense.kind == "ivf-sq8":
             self.index.nprobe = self.info.dense.nprobe
         exact = self.info.dense.kind == "flat"

@@ -220,6 +220,25 @@ def test_indexes_are_memory_mapped(
         assert str(segment.path / "lexical" / "rows.npy") in maps
 
 
+def test_approximate_index_loaded_into_memory_searches_the_same(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    """QA_DENSE_MEMORY=load reads IVF lists into the process instead of mapping them."""
+    settings = make_settings(tmp_path / "index", dense_index="ivf-sq8")
+    QAService(settings, embedder).indexer.upsert("v", _documents(random.Random(4), ["a", "b"]))
+    load = settings.model_copy(update={"dense_memory": "load"})
+    loaded = QAService(load, embedder).collection("v")
+    (segment,) = loaded.segments
+    assert segment.info.dense.kind == "ivf-sq8"
+    assert str(segment.path / "dense.faiss") not in Path("/proc/self/maps").read_text()
+    mapped = QAService(settings, embedder).collection("v")
+    assert str(segment.path / "dense.faiss") in Path("/proc/self/maps").read_text()
+    for query in QUERIES:
+        vector = embedder.encode_queries([query])
+        a, b = mapped.dense_search(vector, 5), loaded.dense_search(vector, 5)
+        assert np.array_equal(a[0], b[0]) and np.allclose(a[1], b[1])
+
+
 @pytest.mark.parametrize("dtype", [np.float16, np.float32])
 def test_row_file_reads_rows_like_the_array(tmp_path: Path, dtype: type) -> None:
     array = np.random.default_rng(0).random((500, 6)).astype(dtype)
