@@ -114,11 +114,8 @@ class QAService(FolderWatching, SiteSync):
                 raise UnknownCollection(name, self.collection_names())
             for attempt in range(3):
                 try:
-                    fresh = Collection.load(
-                        directory,
-                        expect_model=self.embedder.identity.to_dict(),
-                        dense_memory=self.settings.dense_memory,
-                    )
+                    model, memory = self.embedder.identity.to_dict(), self.settings.dense_memory
+                    fresh = Collection.load(directory, expect_model=model, dense_memory=memory)
                     break
                 except (StoreError, OSError):
                     # writers switched past this generation and removed it while it loaded: load the new one

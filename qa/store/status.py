@@ -1,12 +1,15 @@
 """The status of every source a collection knows: indexed, unchanged, skipped or failed, why,
 how many passages, its content hash, and when it was last checked and last changed.
 
-Kept in ``index/<collection>/sources.json`` beside the generations (like ``tuning.json``),
-replaced atomically under the writer lock by every indexing run, also by a run that found
-nothing to change (it still checked every file), and stamped with the generation it
-describes. When the stamp is not the live generation (a collection built before this file
+Kept in ``index/<collection>/sources.sqlite`` beside the generations, written under the
+writer lock by every indexing run in one transaction (SQLite's journal makes it atomic),
+also by a run that found nothing to change (it still checked every file), and stamped with
+the generation it describes. A run over a few documents rewrites only their rows: at a
+million passages the whole status is 65 MB, which a JSON file had to read and write again
+every time. When the stamp is not the live generation (a collection built before the status
 existed, or a crash between the switch and this write) the listing falls back to what the
-live generation's documents table knows: every document, indexed, without times.
+live generation's documents table knows: every document, indexed, without times. A
+``sources.json`` of earlier versions is read until the next run moves it into the table.
 
 A record's fields are the ones a crawled URL's state has too (``source``, ``state``,
 ``reason``, ``passages``, ``content_hash``, ``checked_at``, ``changed_at``), so web sources
@@ -17,20 +20,26 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
-
-from pydantic import BaseModel, ValidationError
+from typing import TYPE_CHECKING
 
 from qa.config import Settings, validate_collection_name
 from qa.errors import CollectionNotFound, StoreError, UnknownCollection
 from qa.ingest.documents import Skip
-from qa.store.layout import DELETIONS, SEGMENTS, current_generation, list_collections, write_atomic
+from qa.store.layout import DELETIONS, SEGMENTS, current_generation, list_collections
 from qa.store.manifest import read_manifest
 from qa.store.segment import SQLITE
 from qa.store.sql import Database
+from qa.store.status_table import (
+    STATUS,
+    SourceRecord,
+    State,
+    StatusTable,
+    read_status,
+)
 
 if TYPE_CHECKING:
     from qa.store.changes import Update
@@ -38,8 +47,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("qa.sources")
 
-STATUS = "sources.json"
-State = Literal["indexed", "unchanged", "skipped", "failed"]
 STATES: tuple[State, ...] = ("failed", "skipped", "indexed", "unchanged")  # listing order
 # A skip whose reason starts with one of these was chosen (a rule, a copy, a kind of file
 # that is not indexed, nothing to index); any other reason is a file that could not be read.
@@ -56,27 +63,6 @@ CHOSEN = (
     "no text to index",
     "not a regular file",
 )
-
-
-class SourceRecord(BaseModel):
-    """One file (or document of a JSONL file, or URL) and what the last run made of it."""
-
-    source: str  # as readers see it: the folder's name and the path inside it, or a URL
-    state: State
-    reason: str | None = None  # why it was skipped or failed
-    passages: int = 0
-    content_hash: str | None = None
-    checked_at: str | None = None  # UTC, ISO 8601: when a run last looked at it
-    changed_at: str | None = None  # when its content last changed in the index
-    document_id: str | None = None
-
-
-class SourceStatus(BaseModel):
-    """``sources.json``: the records of one generation."""
-
-    generation: str
-    written_at: str
-    sources: list[SourceRecord] = []
 
 
 class SourceListing:
@@ -115,14 +101,6 @@ def state_of(skip: Skip) -> State:
     if skip.failed is not None:  # the reader said (a crawled page: qa/store/sites.py)
         return "failed" if skip.failed else "skipped"
     return "skipped" if skip.reason.startswith(CHOSEN) else "failed"
-
-
-def read_status(directory: Path) -> SourceStatus | None:
-    """The recorded status (``None`` when there is none or it is unreadable)."""
-    try:
-        return SourceStatus.model_validate_json((directory / STATUS).read_bytes())
-    except (OSError, ValidationError):
-        return None
 
 
 def live_documents(
@@ -190,23 +168,35 @@ def _record(directory: Path, update: Update, report: IndexReport) -> None:
     live = current_generation(directory)
     if live is None or update.plan is None:
         return
+    table = StatusTable(directory)
+    try:
+        _record_into(table, directory, live, update, report)
+    except sqlite3.Error as exc:
+        raise StoreError(f"{STATUS}: {exc}") from None
+    finally:
+        table.close()
+
+
+def _record_into(
+    table: StatusTable, directory: Path, live: str, update: Update, report: IndexReport
+) -> None:
     now = _now()
-    before = read_status(directory)
-    old = {r.document_id: r for r in before.sources if r.document_id} if before else {}
-    judged = update.plan.judged
-    previous = update.plan.previous
-    records = []
-    documents: Iterable[str] | None = None  # every live document
-    if (  # a few documents given, and the status of the generation they change: keep the rest
+    before = table.generation()
+    judged = update.plan.judged  # type: ignore[union-attr]
+    previous = update.plan.previous  # type: ignore[union-attr]
+    # a few documents given, and the status of the generation they change: keep the rest
+    partial = (
         before is not None
         and previous is not None
         and not update.remove_missing
-        and before.generation == previous.generation
-    ):
-        touched = update.plan.hidden | set(judged)
-        records = [record for key, record in old.items() if key not in touched]
-        documents = judged
-    for key, (source, digest, n) in live_documents(directory, live, documents).items():
+        and before == previous.generation
+    )
+    touched = update.plan.hidden | set(judged) if partial else set()  # type: ignore[union-attr]
+    old = table.documents(touched if partial else None)
+    records = []
+    for key, (source, digest, n) in live_documents(
+        directory, live, judged if partial else None
+    ).items():
         last = old.get(key)
         verdict = judged.get(key)
         if verdict is None:  # not part of this run (an upload beside the folders)
@@ -228,13 +218,16 @@ def _record(directory: Path, update: Update, report: IndexReport) -> None:
             )
         )
     skips = _skip_records([*update.skipped, *report.skipped], now)
-    if not update.remove_missing and before is not None:  # an upload: earlier skips still hold
-        named = {r.source for r in records} | {r.source for r in skips}
-        skips += [r for r in before.sources if r.document_id is None and r.source not in named]
-    status = SourceStatus(generation=live, written_at=now, sources=records + skips)
-    data = status.model_dump_json(indent=1).encode()
-    write_atomic(directory / STATUS, data, directory / f".{STATUS}.tmp")
-    _log_summary(directory.name, live, report, records, skips)
+    table.write(
+        live,
+        now,
+        records + skips,
+        everything=not partial and update.remove_missing,
+        replaced=touched if partial else old.keys(),
+        # an upload: earlier skips still hold, unless their source is named again
+        kept_skips=not update.remove_missing and before is not None,
+    )
+    _log_summary(directory.name, live, report, table.count(), skips)
 
 
 def _skip_records(skips: Iterable[Skip], now: str) -> list[SourceRecord]:
@@ -254,7 +247,7 @@ def _log_summary(
     name: str,
     generation: str,
     report: IndexReport,
-    records: list[SourceRecord],
+    documents: int,
     skips: list[SourceRecord],
 ) -> None:
     """One JSON line a log collector can count: what the run added, updated, removed, left
@@ -269,6 +262,6 @@ def _log_summary(
         "unchanged": report.unchanged,
         "skipped": sum(r.state == "skipped" for r in skips),
         "failed": sum(r.state == "failed" for r in skips),
-        "documents": len(records),
+        "documents": documents,
     }
     log.info("%s", json.dumps(line))

@@ -240,3 +240,32 @@ def test_a_few_documents_change_only_their_records(
         )
     assert after["a"] == first["a"] and after["e"] == first["e"]  # untouched records kept
     assert after["b"].state == after["f"].state == "indexed"
+
+
+def test_a_status_of_earlier_versions_is_read_then_moved_into_the_table(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    from qa.ingest.documents import Document
+    from qa.store.status import read_status
+    from qa.store.status_table import LEGACY_STATUS
+
+    service = QAService(make_settings(tmp_path / "index"), embedder)
+    documents = [Document(k, k, f"api:{k}", f"{k} is a word about {k}.", "text") for k in "ab"]
+    service.indexer.upsert("c", documents)
+    directory = service.settings.collection_dir("c")
+    status = read_status(directory)
+    assert status is not None and {r.document_id for r in status.sources} == {"a", "b"}
+    # as an earlier version left it: the whole status in one JSON file, with a record the
+    # table can't have made (so reading it is seen)
+    legacy = status.model_copy(update={"sources": [*status.sources]})
+    legacy.sources[0] = legacy.sources[0].model_copy(update={"checked_at": "2020-01-01T00:00:00Z"})
+    (directory / LEGACY_STATUS).write_text(legacy.model_dump_json())
+    (directory / STATUS).unlink()
+    listed = {r.document_id: r for r in service.sources("c")[2]}
+    assert listed[legacy.sources[0].document_id].checked_at == "2020-01-01T00:00:00Z"
+    service.indexer.upsert("c", [Document("z", "z", "api:z", "z is new.", "text")])
+    assert (directory / STATUS).exists() and not (directory / LEGACY_STATUS).exists()
+    after = {r.document_id: r for r in service.sources("c")[2]}
+    assert set(after) == {"a", "b", "z"}
+    kept = legacy.sources[0].document_id
+    assert after[kept].checked_at == "2020-01-01T00:00:00Z"  # moved over, untouched
