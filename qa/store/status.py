@@ -180,10 +180,9 @@ def _record(directory: Path, update: Update, report: IndexReport) -> None:
 def _record_into(
     table: StatusTable, directory: Path, live: str, update: Update, report: IndexReport
 ) -> None:
-    now = _now()
-    before = table.generation()
-    judged = update.plan.judged  # type: ignore[union-attr]
-    previous = update.plan.previous  # type: ignore[union-attr]
+    now, before, plan = _now(), table.generation(), update.plan
+    assert plan is not None  # checked by the caller
+    judged, previous = plan.judged, plan.previous
     # a few documents given, and the status of the generation they change: keep the rest
     partial = (
         before is not None
@@ -191,7 +190,7 @@ def _record_into(
         and not update.remove_missing
         and before == previous.generation
     )
-    touched = update.plan.hidden | set(judged) if partial else set()  # type: ignore[union-attr]
+    touched = plan.hidden | set(judged) if partial else set()
     old = table.documents(touched if partial else None)
     records = []
     for key, (source, digest, n) in live_documents(

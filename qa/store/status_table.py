@@ -25,10 +25,8 @@ CREATE TABLE IF NOT EXISTS sources (
 CREATE INDEX IF NOT EXISTS sources_by_document ON sources (document_id);
 CREATE INDEX IF NOT EXISTS sources_by_source ON sources (source);
 """
-COLUMNS = tuple(
-    ("source", "state", "reason", "passages", "content_hash", "checked_at", "changed_at")
-    + ("document_id",)
-)
+COLUMNS = "source, state, reason, passages, content_hash, checked_at, changed_at, document_id"
+NAMES = tuple(COLUMNS.split(", "))
 CHUNK = 500  # values per ``IN (...)``, below SQLite's limit on parameters
 
 
@@ -62,10 +60,10 @@ def read_status(directory: Path) -> SourceStatus | None:
             stamp = connection.execute("SELECT generation, written_at FROM stamp").fetchone()
             if stamp is None:
                 return None
-            rows = connection.execute(f"SELECT {', '.join(COLUMNS)} FROM sources").fetchall()
+            rows = connection.execute(f"SELECT {COLUMNS} FROM sources").fetchall()
     except sqlite3.Error:
         return None
-    records = [SourceRecord(**dict(zip(COLUMNS, row))) for row in rows]
+    records = [SourceRecord(**dict(zip(NAMES, row))) for row in rows]
     return SourceStatus(generation=stamp[0], written_at=stamp[1], sources=records)
 
 
@@ -74,6 +72,17 @@ def _legacy_status(directory: Path) -> SourceStatus | None:
         return SourceStatus.model_validate_json((directory / LEGACY_STATUS).read_bytes())
     except (OSError, ValidationError):
         return None
+
+
+def _in_chunks(
+    connection: sqlite3.Connection, sql: str, values: Iterable[str]
+) -> list[tuple[object, ...]]:
+    """Run ``sql`` (with ``IN ({marks})`` in it) for every value, a chunk at a time; its rows."""
+    wanted, rows = sorted(set(values)), []
+    for begin in range(0, len(wanted), CHUNK):
+        chunk = wanted[begin : begin + CHUNK]
+        rows += connection.execute(sql.format(marks=",".join("?" * len(chunk))), chunk)
+    return rows
 
 
 @contextmanager
@@ -106,22 +115,13 @@ class StatusTable:
 
     def documents(self, ids: Iterable[str] | None = None) -> dict[str, SourceRecord]:
         """The records of documents (of ``ids`` only, when given), by document id."""
-        sql = f"SELECT {', '.join(COLUMNS)} FROM sources WHERE document_id IS NOT NULL"
+        sql = f"SELECT {COLUMNS} FROM sources WHERE document_id IS NOT NULL"
         if ids is None:
-            rows = self._connection.execute(sql).fetchall()
+            rows: Iterable[tuple[object, ...]] = self._connection.execute(sql)
         else:
-            wanted, rows = sorted(set(ids)), []
-            for begin in range(0, len(wanted), CHUNK):
-                chunk = wanted[begin : begin + CHUNK]
-                marks = ",".join("?" * len(chunk))
-                rows += self._connection.execute(f"{sql} AND document_id IN ({marks})", chunk)
-        records = (SourceRecord(**dict(zip(COLUMNS, row))) for row in rows)
+            rows = _in_chunks(self._connection, sql + " AND document_id IN ({marks})", ids)
+        records = (SourceRecord(**dict(zip(NAMES, row))) for row in rows)
         return {r.document_id: r for r in records if r.document_id}
-
-    def skips(self) -> list[SourceRecord]:
-        """The records of sources that are not documents (skipped or failed)."""
-        sql = f"SELECT {', '.join(COLUMNS)} FROM sources WHERE document_id IS NULL"
-        return [SourceRecord(**dict(zip(COLUMNS, row))) for row in self._connection.execute(sql)]
 
     def count(self) -> int:
         """How many documents have a record."""
@@ -150,24 +150,15 @@ class StatusTable:
             if everything:
                 connection.execute("DELETE FROM sources")
             else:
-                gone = sorted(replaced)
-                for begin in range(0, len(gone), CHUNK):
-                    chunk = gone[begin : begin + CHUNK]
-                    marks = ",".join("?" * len(chunk))
-                    connection.execute(f"DELETE FROM sources WHERE document_id IN ({marks})", chunk)
-                named = sorted({r.source for r in records})
+                gone = "DELETE FROM sources WHERE document_id IN ({marks})"
+                _in_chunks(connection, gone, replaced)
                 if not kept_skips:
                     connection.execute("DELETE FROM sources WHERE document_id IS NULL")
-                for begin in range(0, len(named), CHUNK):
-                    chunk = named[begin : begin + CHUNK]
-                    marks = ",".join("?" * len(chunk))
-                    connection.execute(
-                        f"DELETE FROM sources WHERE document_id IS NULL AND source IN ({marks})",
-                        chunk,
-                    )
+                named = "DELETE FROM sources WHERE document_id IS NULL AND source IN ({marks})"
+                _in_chunks(connection, named, (r.source for r in records))
             connection.executemany(
-                f"INSERT INTO sources ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
-                ([getattr(r, c) for c in COLUMNS] for r in records),
+                f"INSERT INTO sources ({COLUMNS}) VALUES ({', '.join('?' * len(NAMES))})",
+                ([getattr(r, c) for c in NAMES] for r in records),
             )
             connection.execute("DELETE FROM stamp")
             connection.execute("INSERT INTO stamp VALUES (?, ?)", (generation, written_at))
