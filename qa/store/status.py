@@ -168,7 +168,11 @@ def _record(directory: Path, update: Update, report: IndexReport) -> None:
     live = current_generation(directory)
     if live is None or update.plan is None:
         return
-    table = StatusTable(directory)
+    try:
+        table = StatusTable(directory)
+    except sqlite3.DatabaseError:  # not a database any more: the status is derived, start again
+        (directory / STATUS).unlink(missing_ok=True)
+        table = StatusTable(directory)
     try:
         _record_into(table, directory, live, update, report)
     except sqlite3.Error as exc:

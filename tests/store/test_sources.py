@@ -269,3 +269,16 @@ def test_a_status_of_earlier_versions_is_read_then_moved_into_the_table(
     assert set(after) == {"a", "b", "z"}
     kept = legacy.sources[0].document_id
     assert after[kept].checked_at == "2020-01-01T00:00:00Z"  # moved over, untouched
+
+
+def test_a_damaged_status_is_started_again(tmp_path: Path, embedder: Embedder) -> None:
+    from qa.ingest.documents import Document
+
+    service = QAService(make_settings(tmp_path / "index"), embedder)
+    service.indexer.upsert("c", [Document("a", "a", "api:a", "a is a word about a.", "text")])
+    status = service.settings.collection_dir("c") / STATUS
+    status.write_bytes(b"not a database at all" * 100)
+    assert {r.document_id for r in service.sources("c")[2]} == {"a"}  # from the documents
+    service.indexer.upsert("c", [Document("b", "b", "api:b", "b is a word about b.", "text")])
+    after = {r.document_id: r for r in service.sources("c")[2]}
+    assert set(after) == {"a", "b"} and after["b"].checked_at
