@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -59,10 +59,24 @@ class Reply:
     notice: str | None = None  # why nothing was searched (a filter that keeps no document)
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        for passage in out["passages"]:
-            passage["highlights"] = [list(span) for span in passage["highlights"]]
-        return out
+        """The reply as plain data, written out field by field: ``dataclasses.asdict`` took
+        0.46 ms of the ~3.5 ms a repeated question costs the server (its generic recursion
+        copies every value)."""
+        return {
+            "query": self.query,
+            "answer": None if self.answer is None else dict(vars(self.answer)),
+            "passages": [
+                {
+                    **vars(p),
+                    "citation": dict(vars(p.citation)),
+                    "highlights": [list(span) for span in p.highlights],
+                }
+                for p in self.passages
+            ],
+            "generation": self.generation,
+            "timings_ms": dict(self.timings_ms),
+            "notice": self.notice,
+        }
 
 
 @dataclass

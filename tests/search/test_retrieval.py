@@ -59,3 +59,19 @@ def test_hybrid_with_its_dense_half_in_a_thread_ranks_the_same(
     assert [[(p.passage_id, p.score) for p in r] for r in beside] == [
         [(p.passage_id, p.score) for p in r] for r in alone
     ]
+
+
+def test_reply_as_plain_data_is_a_copy(seed_service: QAService) -> None:
+    """``Reply.to_dict`` gives what ``dataclasses.asdict`` gave (highlights as lists), and
+    changing it (the API makes citation addresses absolute) leaves the reply as it was."""
+    from dataclasses import asdict
+
+    reply = seed_service.ask("How many cities does the G60 corridor connect?", top_k=5)
+    expected = asdict(reply)
+    for passage in expected["passages"]:
+        passage["highlights"] = [list(span) for span in passage["highlights"]]
+    data = reply.to_dict()
+    assert data == expected and data["answer"] is not None
+    data["passages"][0]["citation"]["url"] = "http://elsewhere/"
+    data["passages"][0]["highlights"].append([0, 1])
+    assert reply.to_dict() == expected
