@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
@@ -71,8 +71,16 @@ def nprobe_for(nlist: int, params: DenseParams) -> int:
     return min(nlist, max(params.min_nprobe, share))
 
 
-def build(vectors: np.ndarray, kind: DenseKind, params: DenseParams) -> faiss.Index:
-    """An index of ``vectors`` (float16 or float32, possibly memory-mapped), added in chunks."""
+class Rows(Protocol):
+    """Rows of vectors: an array, or a file read a chunk at a time."""
+
+    shape: tuple[int, ...]
+
+    def __getitem__(self, rows: slice | np.ndarray, /) -> np.ndarray: ...
+
+
+def build(vectors: Rows, kind: DenseKind, params: DenseParams) -> faiss.Index:
+    """An index of ``vectors`` (float16 or float32 rows), added in chunks."""
     import faiss
 
     count, dimension = vectors.shape

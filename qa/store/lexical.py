@@ -99,7 +99,7 @@ class PostingsBuilder:
             if not tokens:
                 continue
             ids = np.fromiter(
-                (vocabulary.setdefault(t, len(vocabulary)) for t in tokens), dtype=np.int64
+                (vocabulary.setdefault(t, len(vocabulary)) for t in tokens), dtype=np.int32
             )
             terms, counts = np.unique(ids, return_counts=True)
             batch.append((terms, np.full(len(terms), row, dtype=np.int32), counts))
@@ -115,7 +115,7 @@ class PostingsBuilder:
         vocabulary = self._vocabulary
         local = np.fromiter(
             (vocabulary.setdefault(w, len(vocabulary)) for w in words),
-            dtype=np.int64,
+            dtype=np.int32,
             count=len(words),
         )
         terms = np.repeat(local, np.diff(np.asarray(postings.indptr)))
@@ -128,8 +128,8 @@ class PostingsBuilder:
             self.size = max(self.size, int(new_rows[kept].max()) + 1)
 
     def _append(self, terms: np.ndarray, rows: np.ndarray, freqs: np.ndarray) -> None:
-        self._terms.append(terms)
-        self._rows.append(rows)
+        self._terms.append(terms.astype(np.int32, copy=False))
+        self._rows.append(rows.astype(np.int32, copy=False))
         self._freqs.append(freqs.astype(np.float32))
 
     def save(self, folder: Path) -> None:
@@ -147,19 +147,35 @@ class PostingsBuilder:
         hashes = np.fromiter((term_hash(w) for w in encoded), dtype=np.uint64, count=len(encoded))
         np.save(folder / HASHES, hashes, allow_pickle=False)
         np.save(folder / OFFSETS, offsets, allow_pickle=False)
-        terms = rank[np.concatenate(self._terms)] if self._terms else np.zeros(0, np.int64)
-        rows = np.concatenate(self._rows) if self._rows else np.zeros(0, np.int32)
-        freqs = np.concatenate(self._freqs) if self._freqs else np.zeros(0, np.float32)
-        order = np.lexsort((rows, terms))
+        # postings grouped by term, rows ascending within each: one sort of a 64-bit key
+        # (term, row); columns are joined one at a time and dropped once used, so the peak
+        # is about twice the postings' own size (they are a segment's largest part)
+        key = rank[_joined(self._terms, np.int32)]  # term positions in the sorted vocabulary
         indptr = np.zeros(len(words) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(terms, minlength=len(words)), out=indptr[1:])
+        np.cumsum(np.bincount(key, minlength=len(words)), out=indptr[1:])
         np.save(folder / INDPTR, indptr, allow_pickle=False)
-        np.save(folder / ROWS, rows[order], allow_pickle=False)
-        np.save(folder / FREQS, freqs[order], allow_pickle=False)
+        key <<= 32
+        key |= _joined(self._rows, np.int32).astype(np.int64)
+        order = np.argsort(key)  # keys are unique: no need for a stable sort
+        np.save(folder / ROWS, (key[order] & 0xFFFFFFFF).astype(np.int32), allow_pickle=False)
+        del key
+        np.save(folder / FREQS, _joined(self._freqs, np.float32)[order], allow_pickle=False)
+        del order
         lengths = np.zeros(self.size, dtype=np.int32)
         for positions, values in self._lengths:
             lengths[positions] = values
         np.save(folder / LENGTHS, lengths, allow_pickle=False)
+
+
+def _joined(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+    """The parts as one array, emptying the list (each part freed as soon as it is copied)."""
+    out = np.empty(sum(len(p) for p in parts), dtype=dtype)
+    at = 0
+    while parts:
+        part = parts.pop(0)
+        out[at : at + len(part)] = part
+        at += len(part)
+    return out
 
 
 def term_hash(word: bytes) -> int:

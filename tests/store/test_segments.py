@@ -15,7 +15,7 @@ import pytest
 from qa.encoding import Embedder
 from qa.ingest.documents import Document
 from qa.service import QAService
-from qa.store import Collection, Indexer, current_generation
+from qa.store import Collection, Indexer, current_generation, segment_writer
 from qa.store.layout import RowFile
 from qa.store.merge import MergePolicy, build_merged, optimize
 from tests.conftest import make_settings
@@ -256,6 +256,24 @@ def test_row_file_reads_rows_like_the_array(tmp_path: Path, dtype: type) -> None
     with pytest.raises(EOFError):
         rows.rows(np.array([500]))
     rows.close()
+
+
+def test_scratch_rows_are_read_and_copied_a_chunk_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A segment's scratch files are read with pread, never mapped (mapped pages count in
+    the build's memory), and copied into ``.npy`` files equal to ``np.save``'s."""
+    monkeypatch.setattr(segment_writer, "CHUNK_ROWS", 64)  # several chunks
+    array = np.random.default_rng(1).random((300, 5)).astype(np.float32)
+    array.tofile(tmp_path / "raw")
+    rows = segment_writer.Scratch(tmp_path / "raw", np.float32, 5)
+    assert rows.shape == (300, 5) and np.array_equal(rows[10:200], array[10:200])
+    sample = np.array([0, 63, 64, 65, 299])
+    assert np.array_equal(rows[sample], array[sample]) and rows[5:5].shape == (0, 5)
+    segment_writer._copy_npy(tmp_path / "copy.npy", rows, np.float16)
+    np.save(tmp_path / "saved.npy", array.astype(np.float16))
+    assert (tmp_path / "copy.npy").read_bytes() == (tmp_path / "saved.npy").read_bytes()
+    assert str(tmp_path / "raw") not in Path("/proc/self/maps").read_text()
 
 
 def test_stored_vectors_equal_through_either_path(
