@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -55,10 +56,13 @@ def write_collection(directory: Path, size: int, source: Synthetic, embedder: ob
     with writer_lock(directory):
         name, building = new_segment_dir(directory)
         writer = SegmentWriter(building, 384, indexer.dense_params())
+        records: list[object] = []
         for first in range(0, size, BATCH):
             count = min(BATCH, size - first)
             vectors, texts = source.batch(first, count)
             documents, passages = _rows(first, texts)
+            counts = Counter(p.document_id for p in passages)  # type: ignore[attr-defined]
+            records += [_record(d, counts[d.id]) for d in documents]  # type: ignore[attr-defined]
             spans = np.array([(first + i, 0, len(t)) for i, t in enumerate(texts)], np.int64)
             writer.add(documents, passages, vectors, spans, vectors, texts)
             say(f"  {first + count:,} / {size:,} passages written")
@@ -72,10 +76,41 @@ def write_collection(directory: Path, size: int, source: Synthetic, embedder: ob
             sources=[],
             source_options=SourceOptions(),
         )
-        commit_generation(
+        generation = commit_generation(
             directory, build, [segment_ref(directory, info)], {}, size // PER_DOCUMENT
         )
+        _write_status(directory, generation, records)
     return time.perf_counter() - started
+
+
+def _write_status(directory: Path, generation: str, records: list[object]) -> None:
+    """The source status ``qa index`` records for its documents, so that an update of a few
+    takes the path it takes after a real build (without it, the first update lists every
+    document once to make the status)."""
+    from qa.store.status_table import StatusTable
+
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    table = StatusTable(directory)
+    try:
+        table.write(generation, now, records, everything=True)  # type: ignore[arg-type]
+    finally:
+        table.close()
+
+
+def _record(document: object, count: int) -> object:
+    """A synthetic document's status record, as ``qa index`` writes it."""
+    from qa.store.status_table import SourceRecord
+
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return SourceRecord(
+        source=document.source,  # type: ignore[attr-defined]
+        state="indexed",
+        passages=count,
+        content_hash=document.content_hash,  # type: ignore[attr-defined]
+        checked_at=now,
+        changed_at=now,
+        document_id=document.id,  # type: ignore[attr-defined]
+    )
 
 
 def _rows(first: int, texts: list[str]) -> tuple[list[object], list[object]]:
