@@ -133,7 +133,8 @@ class PostingsBuilder:
         self._freqs.append(freqs.astype(np.float32))
 
     def save(self, folder: Path) -> None:
-        """Write the vocabulary (ordered by hash) and postings grouped by term (``.npy``, no pickle)."""
+        """Write the vocabulary (ordered by hash) and postings grouped by term (``.npy``, no
+        pickle). Called once: the gathered postings are released as they are written."""
         folder.mkdir(parents=True, exist_ok=True)
         encoded = sorted(
             (w.encode("utf-8") for w in self._vocabulary), key=lambda w: (term_hash(w), w)
