@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -166,9 +167,11 @@ def git_state() -> str:
 
 def query_backend(server: Server) -> str:
     """Which question encoder the server ended up with, from its log."""
-    if "ONNX query encoder unavailable" in server.log_text():
+    log = server.log_text()
+    if "ONNX query encoder unavailable" in log:
         return "torch (ONNX unavailable)"
-    return "onnx (auto)"
+    found = re.search(r"questions are encoded with (\S+)", log)
+    return found.group(1) if found else "onnx"
 
 
 @dataclass
@@ -348,6 +351,19 @@ def _parser() -> argparse.ArgumentParser:
         default=1,
         help="with --profile, the concurrency profiled (32: where the time goes under load)",
     )
+    backends = ["auto", "onnx", "onnx-int8", "torch"]
+    add(
+        "--query-backend",
+        choices=backends,
+        help="both servers' QA_QUERY_BACKEND (default: the servers' own, auto)",
+    )
+    add(
+        "--baseline-query-backend",
+        choices=backends,
+        help="compare question encoders instead: the baseline server runs the default "
+        "configuration with this QA_QUERY_BACKEND (e.g. --query-backend onnx-int8 "
+        "--baseline-query-backend onnx)",
+    )
     add(
         "--no-reply-cache",
         action="store_true",
@@ -364,6 +380,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_reply_cache:
         for env in CONFIGS.values():
             env["QA_REPLY_CACHE"] = "0"
+    if args.query_backend:
+        for env in CONFIGS.values():
+            env["QA_QUERY_BACKEND"] = args.query_backend
+    if args.baseline_query_backend:
+        CONFIGS["baseline"] = {
+            **CONFIGS["default"],
+            "QA_QUERY_BACKEND": args.baseline_query_backend,
+        }
     if 1 not in args.levels:
         parser.error("--levels must include 1")
     result = run(args)

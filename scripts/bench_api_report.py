@@ -180,12 +180,16 @@ def _introduction(result: BenchResult) -> list[str]:
             "is far less sensitive to other jobs on the machine."
         ),
         "",
-        (
-            "Configurations: **default** = QA_RETRIEVER=hybrid (fusion + sentence rescoring, "
-            "QA_SENTENCE_WEIGHT default 0.6); **baseline** = QA_RETRIEVER=dense "
-            "QA_SENTENCE_WEIGHT=0 (before the answer-quality issue). Both still choose an answer "
-            "sentence (the fitted chooser over stored vectors; the chosen sentence embedded on "
-            "its own only when its score is near the abstention bar)."
+        "Configurations: "
+        + "; ".join(
+            f"**{name}** = {' '.join(f'{k}={v}' for k, v in env.items())}"
+            for name, env in result.configs.items()
+        )
+        + (
+            " (hybrid = fusion + sentence rescoring, QA_SENTENCE_WEIGHT default 0.6; dense with "
+            "QA_SENTENCE_WEIGHT=0 = retrieval before the answer-quality issue). Both choose an "
+            "answer sentence (the fitted chooser over stored vectors; a sentence embedded on its "
+            "own only when the stored scores can't decide)."
         ),
         "",
         f"Code under test: `{result.code or 'unknown'}`.",

@@ -28,9 +28,10 @@ def make_settings(index_dir: Path, **overrides: object) -> Settings:
 def embedder(tmp_path_factory: pytest.TempPathFactory) -> Embedder:
     """The bundled all-MiniLM-L6-v2, loaded once for the whole test session.
 
-    Questions go through the ONNX export as in production; passages through torch.
+    Questions go through the float32 ONNX export (so figures don't depend on the CPU's int8
+    kernels; ``auto`` is tested on its own); passages through torch.
     """
-    model = Embedder(cache_dir=tmp_path_factory.mktemp("models"))
+    model = Embedder(query_backend="onnx", cache_dir=tmp_path_factory.mktemp("models"))
     model.warm_up()
     return model
 

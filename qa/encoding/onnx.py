@@ -9,12 +9,15 @@ than Transformer/Pooling/Normalize are not exported; the torch path serves them.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import logging
 import os
+import platform
 import threading
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +31,34 @@ if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger(__name__)
+
+# Questions and document sentences of many lengths and kinds: ``auto`` uses the int8 encoder
+# only if its vectors of these agree with float32's on this machine (int8 kernels differ
+# between CPUs; see README, "How it answers")
+PROBES = (
+    "How many cities does the G60 corridor connect?",
+    "Haier",
+    "Are Python strings mutable?",
+    "how do i get the output of a shell command into a variable",
+    "What does the district offer to young researchers who rent a flat?",
+    "Can time.sleep take fractions of a second?",
+    (
+        "The district offers talents subsidies ranging from around 670 yuan to 4,500 yuan per month "
+        "to ensure that the rental expense is around 10 percent of their salary."
+    ),
+    "subprocess.run(args, *, stdin=None, input=None, capture_output=False, timeout=None)",
+    (
+        "Vitamin D deficiency was associated with a 1.5-fold higher risk of cardiovascular events "
+        "in the cohort (95% CI 1.2 to 1.9)."
+    ),
+    "Note that simply calling a coroutine will not schedule it to be executed.",
+    "Last updated on Nov 27, 2026.",
+    (
+        "A class that overrides __eq__() and does not define __hash__() will have its __hash__() "
+        "implicitly set to None, and its instances will raise TypeError when hashed."
+    ),
+)
+INT8_AGREEMENT = 0.99  # the least mean cosine with float32 for ``auto`` to use int8
 
 
 def _pooling(model_dir: Path) -> str:
@@ -53,8 +84,8 @@ def _pooling(model_dir: Path) -> str:
     raise ModelError(f"pooling {config} has no ONNX path")
 
 
-def export(model_dir: Path, target: Path, quantize: bool = False) -> Path:
-    """Export the model's transformer to ``target`` (atomically); optionally int8 weights."""
+def export(model_dir: Path, target: Path) -> Path:
+    """Export the model's transformer to ``target`` (atomically)."""
     offline_environment()
     import torch
     from transformers import AutoModel
@@ -88,15 +119,21 @@ def export(model_dir: Path, target: Path, quantize: bool = False) -> Path:
             opset_version=17,
             dynamo=False,
         )
-    if quantize:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
+    os.replace(temporary, target)
+    return target
 
-        quantized = temporary.with_suffix(".q")
-        quantize_dynamic(
-            str(temporary), str(quantized), weight_type=QuantType.QInt8, per_channel=True
-        )
-        temporary.unlink()
-        temporary = quantized
+
+def quantize(source: Path, target: Path) -> Path:
+    """The int8 variant (dynamic, per-channel weights) of the float32 export ``source``,
+    written to ``target`` atomically."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    temporary = target.with_suffix(f".tmp{os.getpid()}")
+    logging.disable(logging.WARNING)  # the quantizer logs every tensor it leaves alone
+    try:
+        quantize_dynamic(str(source), str(temporary), weight_type=QuantType.QInt8, per_channel=True)
+    finally:
+        logging.disable(logging.NOTSET)
     os.replace(temporary, target)
     return target
 
@@ -110,7 +147,7 @@ class OnnxEncoder:
         cache_dir: Path,
         fingerprint: str,
         max_seq_length: int,
-        quantize: bool = False,
+        int8: bool = False,
         threads: int | None = None,
     ) -> None:
         offline_environment()
@@ -124,17 +161,14 @@ class OnnxEncoder:
         self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
         self.tokenizer.enable_truncation(max_seq_length)
         self.tokenizer.enable_padding()
-        name = "model-int8.onnx" if quantize else "model.onnx"
-        path = cache_dir / fingerprint[:16] / name
-        if not path.exists():
-            log.info("exporting the query encoder to ONNX (once per model): %s", path)
-            export(model_dir, path, quantize)
+        exact = cache_dir / fingerprint[:16] / "model.onnx"
+        path = exact.with_name("model-int8.onnx") if int8 else exact
         try:
-            self.session = _session(path, threads)
+            self.session = _session(_made(model_dir, exact, path), threads)
         except Exception:  # noqa: BLE001 - a damaged cache file: export again
+            exact.unlink(missing_ok=True)
             path.unlink(missing_ok=True)
-            export(model_dir, path, quantize)
-            self.session = _session(path, threads)
+            self.session = _session(_made(model_dir, exact, path), threads)
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.path = path
         self._lock = threading.Lock()
@@ -156,6 +190,59 @@ class OnnxEncoder:
             vectors = (hidden * mask[..., None]).sum(axis=1) / counts
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+def int8_agreement(exact: OnnxEncoder, fast: OnnxEncoder) -> float:
+    """Mean cosine between ``fast``'s and ``exact``'s vectors of :data:`PROBES`."""
+    texts = list(PROBES)
+    return float(np.mean(np.sum(exact.encode(texts) * fast.encode(texts), axis=1)))
+
+
+def recorded_agreement(fast: OnnxEncoder, measure: Callable[[], float]) -> float:
+    """The int8 agreement measured on this machine (CPU and onnxruntime), from the record
+    beside the int8 export, or measured now and recorded (atomically)."""
+    import onnxruntime
+
+    record = fast.path.with_name("int8-check.json")
+    machine = f"{_cpu()} onnxruntime {onnxruntime.__version__}"
+    try:
+        known = json.loads(record.read_text(encoding="utf-8"))
+        if known.get("machine") == machine:
+            return float(known["agreement"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    agreement = measure()
+    temporary = record.with_suffix(f".tmp{os.getpid()}")
+    temporary.write_text(json.dumps({"machine": machine, "agreement": agreement}), "utf-8")
+    os.replace(temporary, record)
+    return agreement
+
+
+def _cpu() -> str:
+    """The CPU model and its vector instruction sets (what int8 kernels depend on)."""
+    model, flags = platform.processor(), ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and not flags:
+                model = value.strip()
+            elif key.strip() in {"flags", "Features"}:
+                flags = " ".join(
+                    sorted(f for f in value.split() if f.startswith(("avx", "amx", "asimd", "sve")))
+                )
+                break
+    return f"{platform.machine()} {model} {flags}".strip()
+
+
+def _made(model_dir: Path, exact: Path, path: Path) -> Path:
+    """``path`` (the float32 export ``exact``, or its int8 variant), made if missing."""
+    if not exact.exists():
+        log.info("exporting the query encoder to ONNX (once per model): %s", exact)
+        export(model_dir, exact)
+    if not path.exists():
+        log.info("quantizing the query encoder to int8 (once per model): %s", path)
+        quantize(exact, path)
+    return path
 
 
 def _session(path: Path, threads: int | None) -> onnxruntime.InferenceSession:

@@ -12,6 +12,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -122,24 +123,55 @@ class QueryEncoder:
         return self._encode
 
     def _load(self) -> tuple[Encode, str]:
-        """ONNX when configured and possible ("auto" falls back to torch quietly), else torch."""
+        """ONNX when configured and possible ("auto" falls back to torch quietly), else torch.
+
+        ``auto`` takes the int8 export when it agrees with float32 on this machine (see
+        :func:`qa.encoding.onnx.recorded_agreement`), else the float32 one.
+        """
         backend = self.backend
         if backend in ONNX_BACKENDS and self.cache_dir is not None:
             try:
-                from qa.encoding.onnx import OnnxEncoder
-
-                identity = self._identity()
-                encoder = OnnxEncoder(
-                    self.path,
-                    self.cache_dir,
-                    identity.fingerprint,
-                    identity.max_seq_length,
-                    quantize=backend == "onnx-int8",
-                    threads=self.threads,
-                )
-                return encoder.encode, "onnx-int8" if backend == "onnx-int8" else "onnx"
+                return self._load_onnx(backend)
             except Exception as exc:
                 if backend != "auto":
                     raise ModelError(f"the ONNX query backend failed: {exc}") from exc
                 log.info("ONNX query encoder unavailable (%s); using torch", exc)
         return self._torch_encode, "torch"
+
+    def _load_onnx(self, backend: str) -> tuple[Encode, str]:
+        from qa.encoding.onnx import (
+            INT8_AGREEMENT,
+            OnnxEncoder,
+            int8_agreement,
+            recorded_agreement,
+        )
+
+        identity = self._identity()
+        assert self.cache_dir is not None
+
+        @cache
+        def encoder(int8: bool) -> OnnxEncoder:
+            return OnnxEncoder(
+                self.path,
+                self.cache_dir,  # type: ignore[arg-type]
+                identity.fingerprint,
+                identity.max_seq_length,
+                int8=int8,
+                threads=self.threads,
+            )
+
+        if backend == "onnx":
+            return encoder(False).encode, "onnx"
+        if backend == "auto":
+            agreement = recorded_agreement(
+                encoder(True), lambda: int8_agreement(encoder(False), encoder(True))
+            )
+            if agreement < INT8_AGREEMENT:
+                log.info(
+                    "int8 question encoder agrees with float32 at %.4f (< %s) on this CPU: "
+                    "using float32",
+                    agreement,
+                    INT8_AGREEMENT,
+                )
+                return encoder(False).encode, "onnx"
+        return encoder(True).encode, "onnx-int8"

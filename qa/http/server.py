@@ -172,6 +172,7 @@ def _ready_service(settings: Settings) -> tuple[QAService, Collection]:
         service.start_site_sync()  # qa serve --sync-every / QA_SYNC_EVERY
         _say(f"loading the model from {service.embedder.path}")
         service.embedder.warm_up()
+        _say(f"questions are encoded with {service.embedder.active_query_backend}")
     except OSError as exc:  # e.g. QA_INDEX_DIR is a file, or a folder we may not write
         where = f" ({exc.filename})" if exc.filename else ""
         raise QAError(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -13,6 +15,7 @@ import numpy as np
 import pytest
 
 from qa.encoding import Embedder, resolve_model_path
+from qa.encoding.onnx import INT8_AGREEMENT
 from qa.errors import ModelError
 
 TEXTS = [
@@ -57,6 +60,28 @@ def test_onnx_query_vectors_equal_torch(embedder: Embedder) -> None:
     assert fast.shape == exact.shape == (3, 384)
     assert np.all(np.sum(fast * exact, axis=1) > 0.9999)
     assert np.allclose(np.linalg.norm(fast, axis=1), 1, atol=1e-5)
+
+
+def test_auto_takes_int8_only_where_it_agrees_with_float32(
+    embedder: Embedder, tmp_path: Path
+) -> None:
+    """``auto`` measures the int8 export against float32 once per machine, records it beside
+    the export, and falls back to float32 when the record says they disagree."""
+    cache = tmp_path / "models"
+    shutil.copytree(embedder.cache_dir, cache)  # the float32 export, made once per session
+    auto = Embedder(cache_dir=cache)
+    backend = auto.active_query_backend
+    record = next(cache.rglob("int8-check.json"))
+    measured = json.loads(record.read_text())
+    assert backend == ("onnx-int8" if measured["agreement"] >= INT8_AGREEMENT else "onnx")
+    fast, exact = auto.encode_queries(TEXTS), embedder.encode(TEXTS)
+    assert np.all(np.sum(fast * exact, axis=1) > 0.97)
+
+    record.write_text(json.dumps({**measured, "agreement": 0.5}))  # as on a CPU that disagrees
+    assert Embedder(cache_dir=cache).active_query_backend == "onnx"
+    record.write_text(json.dumps({**measured, "machine": "another CPU", "agreement": 0.5}))
+    assert Embedder(cache_dir=cache).active_query_backend == backend  # measured again
+    assert json.loads(record.read_text())["machine"] == measured["machine"]
 
 
 def test_concurrent_queries_are_batched_correctly(embedder: Embedder) -> None:

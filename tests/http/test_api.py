@@ -130,6 +130,7 @@ def test_operations(seed_settings: Settings, seed_service: QAService) -> None:
     assert client.get("/healthz").json() == {"status": "ok", "detail": {}}
     ready = client.get("/readyz").json()
     assert ready["status"] == "ready" and ready["detail"]["collection"] == "default"
+    assert ready["detail"]["query_encoder"] == "onnx"  # the test fixture's float32 export
     client.post("/v1/ask", json={"question": "How many cities does the G60 corridor connect?"})
     client.post("/v1/ask", content=b"{", headers={"content-type": "application/json"})
     assert client.get("/metrics").status_code == 401  # the admin key is needed

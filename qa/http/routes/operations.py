@@ -31,6 +31,7 @@ def readyz(service: ServiceDep) -> Health | JSONResponse:
     if not service.is_warm:
         return JSONResponse({"status": "warming", "detail": {}}, status_code=503)
     detail = {"collection": collection.name, "generation": collection.generation}
+    detail["query_encoder"] = service.embedder.active_query_backend
     return Health(status="ready", detail=detail)
 
 
