@@ -3,6 +3,8 @@ or filters."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from qa.encoding import Embedder
 from qa.search.scope import Filters, Scope
 from qa.service import QAService
@@ -29,8 +31,12 @@ def test_a_repeated_question_is_answered_from_the_cache(tmp_path, embedder: Embe
     assert again.answer == first.answer
     assert [p.passage_id for p in again.passages] == [p.passage_id for p in first.passages]
     again.passages[0].highlights.append((0, 1))  # a caller's change reaches no one else
+    again.passages[0].citation = dataclasses.replace(again.passages[0].citation, url="/x")
+    again.passages.pop()
     third = service.ask("When does the ferry leave?", "c")
     assert third.passages[0].highlights == first.passages[0].highlights
+    assert third.passages[0].citation == first.passages[0].citation
+    assert len(third.passages) == len(first.passages)
 
 
 def test_no_reply_crosses_readers_filters_or_generations(tmp_path, embedder: Embedder) -> None:  # type: ignore[no-untyped-def]
