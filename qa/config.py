@@ -222,6 +222,12 @@ class Settings(BaseSettings):
         ge=1,
         description="questions being worked on at once (abandoned ones included); more get a 503",
     )
+    question_threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="threads answering questions at once (default: one per CPU, at least 2); "
+        "the other in-flight questions wait their turn",
+    )
     reply_cache: int = Field(
         default=1024,
         ge=0,

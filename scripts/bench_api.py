@@ -358,11 +358,11 @@ def _parser() -> argparse.ArgumentParser:
         help="both servers' QA_QUERY_BACKEND (default: the servers' own, auto)",
     )
     add(
-        "--baseline-query-backend",
-        choices=backends,
-        help="compare question encoders instead: the baseline server runs the default "
-        "configuration with this QA_QUERY_BACKEND (e.g. --query-backend onnx-int8 "
-        "--baseline-query-backend onnx)",
+        "--baseline-env",
+        nargs="+",
+        metavar="QA_NAME=VALUE",
+        help="compare one setting instead: the baseline server runs the default configuration "
+        "with these settings (e.g. --query-backend onnx-int8 --baseline-env QA_QUERY_BACKEND=onnx)",
     )
     add(
         "--no-reply-cache",
@@ -383,11 +383,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.query_backend:
         for env in CONFIGS.values():
             env["QA_QUERY_BACKEND"] = args.query_backend
-    if args.baseline_query_backend:
-        CONFIGS["baseline"] = {
-            **CONFIGS["default"],
-            "QA_QUERY_BACKEND": args.baseline_query_backend,
-        }
+    if args.baseline_env:
+        pairs = [item.partition("=") for item in args.baseline_env]
+        if any(not name.startswith("QA_") or not sep for name, sep, _ in pairs):
+            parser.error("--baseline-env takes QA_NAME=VALUE pairs")
+        CONFIGS["baseline"] = {**CONFIGS["default"], **{n: v for n, _, v in pairs}}
     if 1 not in args.levels:
         parser.error("--levels must include 1")
     result = run(args)

@@ -574,6 +574,50 @@ def test_abandoned_questions_still_count_against_the_bound(
         assert http.post("/v1/ask", json={"question": "Haier"}).status_code == 504  # room again
 
 
+class CountingService(QAService):
+    """Records how many questions are worked on at once."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.running = self.most = 0
+        self.lock = threading.Lock()
+
+    def search(self, *args: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        time.sleep(0.2)
+        try:
+            return super().search(*args, **kwargs)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+def test_a_few_threads_answer_and_the_other_questions_wait_their_turn(
+    seed_index_dir: Path, embedder: Embedder
+) -> None:
+    settings = make_settings(seed_index_dir, question_threads=2, max_inflight=8)
+    service = CountingService(settings, embedder)
+    with (
+        serve_in_thread(create_app(settings, service)) as base,
+        httpx.Client(base_url=base, timeout=30) as http,
+    ):
+        results: list[int] = []
+
+        def ask(number: int) -> None:
+            reply = http.post("/v1/ask", json={"question": f"Haier {number}"})
+            results.append(reply.status_code)
+
+        threads = [threading.Thread(target=ask, args=(n,)) for n in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert results == [200] * 6  # queued, not refused
+    assert service.most == 2
+
+
 def test_collections_are_listed_without_loading_and_loaded_ones_are_bounded(
     tmp_path: Path, seed_index_dir: Path, embedder: Embedder
 ) -> None:
