@@ -538,6 +538,22 @@ def test_plain_text_log_lines_cannot_be_forged(
     assert "\n" not in line and "\\n" in line
 
 
+def _ask_at_once(http: httpx.Client, count: int) -> list[int]:
+    """The statuses of ``count`` different questions asked at the same time."""
+    results: list[int] = []
+
+    def ask(number: int) -> None:
+        reply = http.post("/v1/ask", json={"question": f"Haier {number}"})
+        results.append(reply.status_code)
+
+    threads = [threading.Thread(target=ask, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
 class SlowService(QAService):
     """Answers slowly, to hold worker threads."""
 
@@ -557,17 +573,7 @@ def test_abandoned_questions_still_count_against_the_bound(
         serve_in_thread(create_app(settings, service)) as base,
         httpx.Client(base_url=base, timeout=30) as http,
     ):
-        results: list[int] = []
-
-        def ask() -> None:
-            results.append(http.post("/v1/ask", json={"question": "Haier"}).status_code)
-
-        threads = [threading.Thread(target=ask) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert results == [504, 504]
+        assert _ask_at_once(http, 2) == [504, 504]
         # both questions are still being worked on: a third is refused at once, not queued
         error_of(http.post("/v1/ask", json={"question": "Haier"}), 503, "busy")
         time.sleep(SlowService.delay + 0.5)
@@ -603,18 +609,7 @@ def test_a_few_threads_answer_and_the_other_questions_wait_their_turn(
         serve_in_thread(create_app(settings, service)) as base,
         httpx.Client(base_url=base, timeout=30) as http,
     ):
-        results: list[int] = []
-
-        def ask(number: int) -> None:
-            reply = http.post("/v1/ask", json={"question": f"Haier {number}"})
-            results.append(reply.status_code)
-
-        threads = [threading.Thread(target=ask, args=(n,)) for n in range(6)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    assert results == [200] * 6  # queued, not refused
+        assert _ask_at_once(http, 6) == [200] * 6  # queued, not refused
     assert service.most == 2
 
 
