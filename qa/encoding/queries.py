@@ -139,6 +139,7 @@ class QueryEncoder:
         return self._torch_encode, "torch"
 
     def _load_onnx(self, backend: str) -> tuple[Encode, str]:
+        """The ONNX encoder ``backend`` names (``auto``: int8 if it agrees, else float32)."""
         from qa.encoding.onnx import (
             INT8_AGREEMENT,
             OnnxEncoder,
@@ -146,14 +147,14 @@ class QueryEncoder:
             recorded_agreement,
         )
 
-        identity = self._identity()
-        assert self.cache_dir is not None
+        identity, cache_dir = self._identity(), self.cache_dir
+        assert cache_dir is not None
 
         @cache
         def encoder(int8: bool) -> OnnxEncoder:
             return OnnxEncoder(
                 self.path,
-                self.cache_dir,  # type: ignore[arg-type]
+                cache_dir,
                 identity.fingerprint,
                 identity.max_seq_length,
                 int8=int8,
