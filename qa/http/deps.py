@@ -133,9 +133,9 @@ def require_admin(request: Request) -> None:
 def _threads(state: State) -> anyio.CapacityLimiter:
     """The app's limit on threads answering questions at once (made in the event loop).
 
-    More threads than cores don't answer more: on 2 cores, 32 threads answered 44 new
-    questions a second for 32 clients and 2 threads 75-80 (p99 1.6 s -> 0.5 s), the GIL and
-    the cores shared by fewer at a time.
+    More threads than cores don't answer more: on 2 cores, with 32 clients asking new
+    questions, 40 threads answered 42-53 a second and 2 threads 59-71, p99 1.2-1.7 s against
+    0.57-0.72 s (``scripts/bench_new_questions.py``): the GIL and the cores shared by fewer.
     """
     limiter = getattr(state, "question_threads", None)
     if limiter is None:
