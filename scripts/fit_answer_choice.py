@@ -1,13 +1,14 @@
 """Fit the answer-sentence chooser's weights on labelled questions; check them on others.
 
     python scripts/fit_answer_choice.py --collection pydocs \\
-        --fit scripts/data/pydocs_questions_tune.jsonl \\
-        --check scripts/data/pydocs_questions_test.jsonl
+        --fit scripts/data/pydocs_questions_tune.jsonl scripts/data/pydocs_factoid_tune.jsonl \\
+        --check scripts/data/pydocs_questions_test.jsonl scripts/data/pydocs_factoid_test.jsonl
 
 Every sentence of each answerable question's top passages is a candidate, labelled by
 whether it holds one of the question's answer words (the same test ``qa eval`` uses), with
 the features the service computes (``qa.search.evidence``). A logistic regression (scikit-
 learn, which sentence-transformers already installs) is fitted on the ``--fit`` questions
+(several files, each ``FILE`` or ``FILE@COLLECTION``, are fitted on together)
 and printed as the ``WEIGHTS`` tuple to paste into ``qa/search/evidence.py``. For every
 file the script prints how often the top candidate holds the answer (no abstention), with
 the shipped weights and with the new fit. ``--check`` files are never fitted on; a check
@@ -71,12 +72,17 @@ def hits(questions: list[Question], weights: np.ndarray) -> str:
 def main() -> None:
     parser = make_parser(__doc__)
     parser.add_argument("--collection", required=True, help="collection the questions are about")
-    parser.add_argument("--fit", type=Path, required=True, help="labelled questions to fit on")
+    parser.add_argument(
+        "--fit",
+        nargs="+",
+        required=True,
+        help="labelled questions to fit on: FILE or FILE@COLLECTION",
+    )
     parser.add_argument("--check", nargs="*", default=[], help="FILE or FILE@COLLECTION")
     parser.add_argument("--c", type=float, default=1.0, help="inverse regularisation strength")
     args = parser.parse_args()
     service = QAService(Settings(reply_cache=0))
-    fit = candidates_of(service, args.fit, args.collection)
+    fit = [q for spec in args.fit for q in candidates_of(service, *_spec(spec, args.collection))]
     usable = [
         q for q in fit if q.labels.any()
     ]  # a question whose answer was not found teaches nothing
@@ -86,11 +92,17 @@ def main() -> None:
     print("FEATURES =", FEATURES)
     print("WEIGHTS =", tuple(float(w) for w in fitted))
     print("| questions | shipped weights | this fit |\n|---|---:|---:|")
-    print(f"| {args.fit} (fitted on) | {hits(fit, np.array(WEIGHTS))} | {hits(fit, fitted)} |")
+    shipped = np.array(WEIGHTS)
+    print(f"| {' + '.join(args.fit)} (fitted on) | {hits(fit, shipped)} | {hits(fit, fitted)} |")
     for spec in args.check:
-        path, _, collection = spec.partition("@")
-        check = candidates_of(service, Path(path), collection or args.collection)
-        print(f"| {path} | {hits(check, np.array(WEIGHTS))} | {hits(check, fitted)} |")
+        check = candidates_of(service, *_spec(spec, args.collection))
+        print(f"| {spec} | {hits(check, shipped)} | {hits(check, fitted)} |")
+
+
+def _spec(spec: str, collection: str) -> tuple[Path, str]:
+    """``FILE`` or ``FILE@COLLECTION`` as a path and a collection name."""
+    path, _, named = spec.partition("@")
+    return Path(path), named or collection
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@
 Every sentence of the top passages is a candidate. Nothing here runs the model: the
 features are the stored (late-chunked) sentence vector's cosine with the question, how much
 of the question's rare vocabulary the sentence and its passage hold, the passage's rank and
-score, and where the sentence sits. A logistic regression fitted on the tuning half of the
-Python-docs questions (``scripts/fit_answer_choice.py``) weighs them; see the README.
+score, where the sentence sits, and whether it holds the kind of fact the question asks for
+(:mod:`qa.search.answer_type`). A logistic regression fitted on the tuning half of the
+Python-docs questions (``scripts/fit_answer_choice.py``) weighs them; the answer-type weight
+was chosen on the tuning halves of those and the factoid questions; see the README.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qa.search.answer_type import expected, holds
 from qa.store.lexical import Lexical, tokenize
 
 FEATURES = (
@@ -27,11 +30,13 @@ FEATURES = (
     "passage_score",  # the passage's search score relative to the best considered
     "cosine",  # stored sentence vector · question vector
     "cosine_gap",  # cosine minus the best candidate's cosine
+    "answer_type",  # 1 if the sentence holds the kind of fact the question asks for
 )
 
 # Fitted by scripts/fit_answer_choice.py on scripts/data/pydocs_questions_tune.jsonl
-# (LogisticRegression, C=1); the order is FEATURES'.
-WEIGHTS = (2.42, -0.41, 0.56, -0.27, -0.68, 0.66, 2.50, 0.36, 1.77)
+# (LogisticRegression, C=1); the order is FEATURES'. The last, answer_type, was chosen by
+# the top candidate's hits on that file and pydocs_factoid_tune.jsonl (0 -> 76/304, 2.5 -> 86).
+WEIGHTS = (2.42, -0.41, 0.56, -0.27, -0.68, 0.66, 2.50, 0.36, 1.77, 2.5)
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ def features(
     """One row of :data:`FEATURES` per candidate (``texts`` are the candidates' sentences,
     ``positions`` their place in their passage, ``sentence_counts`` per passage)."""
     terms = tokenize([question])[0]
+    kind = expected(question)
     idf = {term: lexical.idf(term) for term in set(terms)}
     total = sum(idf.values()) or 1.0
     tokens = [set(t) for t in tokenize(list(texts))]
@@ -80,6 +86,7 @@ def features(
                 score / best_score if best_score > 0 else 1.0,
                 candidate.cosine,
                 candidate.cosine - best_cosine,
+                float(kind is not None and holds(kind, text, question)),
             )
         )
     return np.array(rows, dtype=np.float64).reshape(len(rows), len(FEATURES))

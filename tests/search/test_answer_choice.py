@@ -55,6 +55,15 @@ def test_features_reward_the_questions_rare_terms(seed_service: QAService) -> No
     assert rows[1, FEATURES.index("position")] == 0.5
 
 
+def test_features_know_the_kind_of_fact_asked_for(seed_service: QAService) -> None:
+    lexical = seed_service.collection().lexical
+    texts = ["The factory opened its doors.", "It opened in 2020."]
+    candidates = [Candidate(0, 0, 10, 0.5), Candidate(0, 11, 20, 0.5)]
+    rows = features("When did the factory open?", candidates, texts, [1.0], [2], [0, 1], lexical)
+    kind = FEATURES.index("answer_type")
+    assert rows[0, kind] == 0 and rows[1, kind] == 1
+
+
 def test_clear_answer_needs_no_model_run(seed_service: QAService) -> None:
     params = seed_service.params.of(seed_service.settings.collection).answer
     counting = Counting(seed_service.embedder)
