@@ -145,6 +145,12 @@ class Settings(BaseSettings):
     sentence_weight: float = Field(
         default=0.6, ge=0, le=1, description="sentence-level share of the hybrid score"
     )
+    answer_type_weight: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="hybrid ranking bonus for a passage holding the kind of fact asked for",
+    )
     min_answer_score: float = Field(
         default=0.38,
         ge=-1,

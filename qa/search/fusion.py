@@ -30,6 +30,9 @@ class FusionParams:
     candidates: int = 100  # taken from each retriever before fusion
     sentence_weight: float = 0.6  # share of the sentence-level score in the final hybrid score
     sentence_depth: int = 20  # how many fused candidates are rescored by their sentences
+    # bonus in the rescored head for a passage that holds the very kind of fact asked for
+    # (qa.search.answer_type; counts, times, names, not places), chosen on the tuning halves
+    answer_type_weight: float = 0.2
 
 
 def normalise(values: np.ndarray, how: Normalisation = "max") -> np.ndarray:

@@ -33,6 +33,7 @@ class CollectionParams:
                 method=settings.fusion,
                 alpha=settings.fusion_alpha,
                 sentence_weight=settings.sentence_weight,
+                answer_type_weight=settings.answer_type_weight,
             ),
             AnswerParams(min_score=settings.min_answer_score),
             {},

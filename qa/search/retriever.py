@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 
 from qa.encoding import CrossEncoderReranker, Embedder
+from qa.search.answer_type import Kind, expected, holds
 from qa.search.fusion import FusionParams, convex, rrf, with_sentences
 from qa.store import Collection
 
@@ -97,7 +98,8 @@ class Retriever:
         return hits[:k]
 
     def _by_sentences(self, query: Query, hits: list[Hit], depth: int) -> list[Hit]:
-        """Rescore the top ``depth`` hits: (1 - w) * fused + w * best sentence (both max-scaled)."""
+        """Rescore the top ``depth`` hits: (1 - w) * fused + w * best sentence (both max-scaled),
+        plus the answer-type bonus (:meth:`_answer_types`)."""
         top, rest = hits[:depth], hits[depth:]
         if not top:
             return hits
@@ -112,7 +114,7 @@ class Retriever:
             ]
         )
         fused = np.array([h.score for h in top])
-        final = with_sentences(fused, best, weight)
+        final = with_sentences(fused, best, weight) + self._answer_types(query, top)
         for hit, value, sentence in zip(top, final, best):
             hit.score, hit.sentence = float(value), float(sentence)
         top.sort(key=lambda h: -h.score)
@@ -120,6 +122,20 @@ class Retriever:
         for hit in rest:  # keep the untouched tail below the rescored head
             hit.score = min(hit.score * (1 - weight), floor)
         return top + rest
+
+    def _answer_types(self, query: Query, top: list[Hit]) -> np.ndarray | float:
+        """``answer_type_weight`` for each passage holding the very kind of fact the question
+        asks for (a count of what "how many" names, a date, a credited name; not a place,
+        which documentation mentions everywhere), else 0."""
+        kind = expected(query.bm25_text)
+        if kind is None or kind is Kind.PLACE or self.fusion.answer_type_weight <= 0:
+            return 0.0
+        rows = self.collection.passages(h.passage_id for h in top)
+        found = [
+            h.passage_id in rows and holds(kind, rows[h.passage_id].text, query.bm25_text) == 1
+            for h in top
+        ]
+        return self.fusion.answer_type_weight * np.array(found, dtype=np.float64)
 
     def _cross_encode(self, query: Query, hits: list[Hit]) -> list[Hit]:
         """Order the top ``reranker_top_n`` hits by the user's cross-encoder."""

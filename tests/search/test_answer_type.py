@@ -1,12 +1,19 @@
-"""The kind of fact a question asks for, and whether a candidate sentence holds one."""
+"""The kind of fact a question asks for, whether a sentence holds one, and the ranking bonus
+for passages that do."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from pathlib import Path
 
 import pytest
 
+from qa.encoding import Embedder
+from qa.search import build_query
 from qa.search.answer_type import Kind, expected, holds
+from qa.service import QAService
+from tests.conftest import make_settings
 
 
 @pytest.mark.parametrize(
@@ -90,3 +97,24 @@ def test_time_is_linear_in_the_text() -> None:
 
     small, large = seconds(2_000), seconds(20_000)
     assert large < 40 * max(small, 1e-4)
+
+
+def test_hybrid_ranking_favours_a_passage_holding_the_fact_asked_for(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    service = QAService(make_settings(tmp_path / "index"), embedder)
+    service.add_text("t", "log", "Log", "The keeper writes down when he feeds the cats.", None)
+    service.add_text("t", "notes", "Notes", "The keeper feeds seventeen cats at dawn.", None)
+    collection = service.collection("t")
+    query = build_query("How many cats does the keeper feed?", (), embedder)
+    base = service.params.of("t").fusion
+
+    def scores(weight: float) -> dict[str, float]:
+        fusion = dataclasses.replace(base, answer_type_weight=weight)
+        hits = service.retriever(collection, "hybrid", fusion).search(query, 5)
+        rows = collection.passages(h.passage_id for h in hits)
+        return {rows[h.passage_id].document_id: h.score for h in hits}
+
+    without, with_ = scores(0.0), scores(0.2)
+    assert with_["notes"] == pytest.approx(without["notes"] + 0.2)
+    assert with_["log"] == pytest.approx(without["log"])
