@@ -74,6 +74,11 @@ class Settings(BaseSettings):
         default="auto",
         description="encoder for questions: auto = ONNX when the model allows, else torch",
     )
+    passage_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        default="torch",
+        description="encoder for passages: onnx-int8 indexes ~1.9x faster at a small cost in "
+        "quality (see README)",
+    )
 
     # Passages
     max_passage_tokens: int | None = Field(

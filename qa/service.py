@@ -74,6 +74,7 @@ class QAService(FolderWatching, SiteSync):
             settings.threads,
             settings.query_backend,
             cache_dir=settings.index_dir / ".models",
+            passage_backend=settings.passage_backend,
         )
         self.indexer = Indexer(settings, self.embedder)
         # the configured search settings; a collection's tuning.json overrides them for it

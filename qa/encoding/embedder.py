@@ -1,5 +1,5 @@
-"""The embedder: passage vectors (with late-chunked sentence vectors) from torch, and the front
-door to the model's identity, its tokenizer and the question encoder.
+"""The embedder: passage vectors (with late-chunked sentence vectors) from torch or an ONNX
+export, and the front door to the model's identity, its tokenizer and the question encoder.
 
 torch and the model are loaded lazily, on the first call that needs vectors, so commands
 that only read an index (or find nothing to re-embed) start fast.
@@ -27,6 +27,8 @@ from qa.encoding.tokens import Span, Tokens
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
+    from qa.encoding.onnx import OnnxEncoder
+
 Progress = Callable[[int], None]
 
 
@@ -40,11 +42,13 @@ class Embedder:
         threads: int | None = None,
         query_backend: str = "auto",
         cache_dir: Path | None = None,
+        passage_backend: str = "torch",
     ) -> None:
         self.path = resolve_model_path(model)
         self.batch_size = batch_size
         self.threads = threads
         self.query_backend = query_backend
+        self.passage_backend = passage_backend
         self.cache_dir = cache_dir
         self._lock = threading.Lock()  # one torch forward pass at a time
         self._tokens = Tokens(self.path)
@@ -95,28 +99,64 @@ class Embedder:
         """Passage vectors plus a vector for each span (sentence) of each text, from one pass.
 
         A span's vector is the mean of the model's contextual token embeddings inside it
-        ("late chunking"): sentence vectors cost no extra model run.
+        ("late chunking"): sentence vectors cost no extra model run. torch runs the model
+        unless ``passage_backend`` names an ONNX export (see the README's "Indexing faster").
         """
         dimension = self.identity.dimension
         vectors = np.zeros((len(texts), dimension), dtype=np.float32)
         pieces: list[np.ndarray] = [np.zeros((0, dimension), dtype=np.float32)] * len(texts)
+        tokens_of = self._onnx_tokens if self._passage_onnx is not None else self._torch_tokens
         for idx in _longest_first(texts, chunk, progress):
-            batch = [texts[i] for i in idx]
-            with self._lock:
-                outputs = self.model.encode(
-                    batch,
-                    batch_size=self.batch_size,
-                    output_value=None,
-                    show_progress_bar=False,
-                    convert_to_numpy=False,
-                    normalize_embeddings=True,
-                )
-            for i, output, offsets in zip(idx, outputs, self._tokens.offsets(batch)):
-                vector = output["sentence_embedding"].float().numpy()
+            for i, (vector, tokens, offsets) in zip(idx, tokens_of([texts[i] for i in idx])):
                 vectors[i] = vector / max(float(np.linalg.norm(vector)), 1e-12)
-                tokens = output["token_embeddings"].float().numpy()
                 pieces[i] = _pool_spans(tokens, offsets, spans[i], vectors[i])
         return vectors, pieces
+
+    def _torch_tokens(
+        self, batch: list[str]
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, list[Span]]]:
+        """Each text's vector, token embeddings and token offsets, from sentence-transformers."""
+        with self._lock:
+            outputs = self.model.encode(
+                batch,
+                batch_size=self.batch_size,
+                output_value=None,
+                show_progress_bar=False,
+                convert_to_numpy=False,
+                normalize_embeddings=True,
+            )
+        for output, offsets in zip(outputs, self._tokens.offsets(batch)):
+            vector = output["sentence_embedding"].float().numpy()
+            # sentence-transformers pads every text of a batch to the longest one's length
+            length = int(output["attention_mask"].sum())
+            yield vector, output["token_embeddings"][:length].float().numpy(), offsets
+
+    def _onnx_tokens(self, batch: list[str]) -> Iterator[tuple[np.ndarray, np.ndarray, list[Span]]]:
+        """:meth:`_torch_tokens` from the ONNX export, ``batch_size`` texts per run."""
+        encoder = self._passage_onnx
+        assert encoder is not None
+        for begin in range(0, len(batch), self.batch_size):
+            hidden, mask, offsets = encoder.hidden(batch[begin : begin + self.batch_size])
+            pooled = encoder.pool(hidden, mask)
+            for row, length in enumerate(mask.sum(axis=1)):
+                yield pooled[row], hidden[row, :length], offsets[row][:length]
+
+    @cached_property
+    def _passage_onnx(self) -> OnnxEncoder | None:
+        """The ONNX encoder for passages, or ``None`` for torch."""
+        if self.passage_backend == "torch" or self.cache_dir is None:
+            return None
+        from qa.encoding.onnx import OnnxEncoder
+
+        identity = self.identity
+        return OnnxEncoder(
+            self.path,
+            self.cache_dir,
+            identity.fingerprint,
+            identity.max_seq_length,
+            int8=self.passage_backend == "onnx-int8",
+            threads=self.threads,
+        )
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Embed a few questions with the fastest backend configured (see :class:`QueryEncoder`)."""

@@ -1,4 +1,5 @@
-"""Fast query encoding: the model's transformer exported to ONNX and run with onnxruntime.
+"""Fast encoding: the model's transformer exported to ONNX and run with onnxruntime (questions,
+and passages when ``QA_PASSAGE_BACKEND`` asks for it).
 
 The export is made locally from the configured model folder (no download), once per model,
 and cached beside the indexes. Pooling and normalisation follow the model's own
@@ -139,7 +140,7 @@ def quantize(source: Path, target: Path) -> Path:
 
 
 class OnnxEncoder:
-    """Encodes short texts with onnxruntime; thread-safe."""
+    """Encodes texts with onnxruntime; thread-safe."""
 
     def __init__(
         self,
@@ -175,21 +176,36 @@ class OnnxEncoder:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """L2-normalised float32 vectors for ``texts``."""
+        hidden, mask, _ = self.hidden(texts)
+        return _normalised(self.pool(hidden, mask))
+
+    def hidden(
+        self, texts: list[str]
+    ) -> tuple[np.ndarray, np.ndarray, list[list[tuple[int, int]]]]:
+        """The model's token embeddings of ``texts`` (one padded batch), the attention mask,
+        and each text's token character offsets (special tokens ``(0, 0)``)."""
         with self._lock:
             encodings = self.tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
         feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
         hidden = self.session.run(None, {name: feed[name] for name in self.inputs})[0]
+        return hidden, mask, [e.offsets for e in encodings]
+
+    def pool(self, hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """One vector per text from its token embeddings, by the model's pooling (not
+        normalised)."""
         if self.pooling == "cls":
-            vectors = hidden[:, 0]
-        elif self.pooling == "max":
-            vectors = np.where(mask[..., None] > 0, hidden, -1e9).max(axis=1)
-        else:
-            counts = np.maximum(mask.sum(axis=1, keepdims=True), 1)
-            vectors = (hidden * mask[..., None]).sum(axis=1) / counts
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
+            return hidden[:, 0]
+        if self.pooling == "max":
+            return np.where(mask[..., None] > 0, hidden, -1e9).max(axis=1)
+        counts = np.maximum(mask.sum(axis=1, keepdims=True), 1)
+        return (hidden * mask[..., None]).sum(axis=1) / counts
+
+
+def _normalised(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
 def int8_agreement(exact: OnnxEncoder, fast: OnnxEncoder) -> float:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from qa.errors import DatasetError
 from qa.evaluation.datasets import Dataset, normalise, validate_corpus_jsonl
+from qa.store.pipeline import VECTORS_VERSION
 
 if TYPE_CHECKING:
     from qa.service import QAService
@@ -55,11 +56,13 @@ def _hash_paths(paths: Sequence[Path]) -> str:
 
 
 def collection_key(corpus_paths: Sequence[Path], service: QAService) -> str:
-    """Changes whenever the corpus files, the model or the passage settings change."""
+    """Changes whenever the corpus files, the model, the passage settings or the way vectors
+    are made change."""
     parts = {
         "corpus": _hash_paths(corpus_paths),
         "model": service.embedder.identity.fingerprint,
         "passages": service.indexer.passage_settings(),
+        "vectors": [VECTORS_VERSION, service.embedder.passage_backend],
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 

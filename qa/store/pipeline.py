@@ -40,9 +40,16 @@ class PassageVectors:
     reused: int = 0  # passages whose vector was in the previous generation
 
 
+# bump when the vectors stored for the same text change, so that the next update embeds every
+# passage again (2: sentence vectors really late-chunked; before, every passage shorter than
+# the longest of its batch of 16 fell back to the passage vector)
+VECTORS_VERSION = 2
+
+
 def embed_hash(model_fingerprint: str, text: str) -> str:
-    """The key under which a passage's vector is reused: the model and the embedded text."""
-    digest = hashlib.sha256(model_fingerprint.encode())
+    """The key under which a passage's vector is reused: the model, the vectors' version
+    (:data:`VECTORS_VERSION`) and the embedded text."""
+    digest = hashlib.sha256(f"{model_fingerprint}/{VECTORS_VERSION}".encode())
     digest.update(text.encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
 

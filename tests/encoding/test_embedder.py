@@ -123,6 +123,37 @@ def test_sentence_vectors_equal_question_vectors(embedder: Embedder) -> None:
     assert embedder.encode_sentences([]).shape == embedder.encode_queries([]).shape == (0, 384)
 
 
+def test_sentence_vectors_are_late_chunked_in_any_batch(embedder: Embedder) -> None:
+    """Each sentence gets the mean of its own token embeddings, whatever the other texts of
+    the batch: sentence-transformers pads a batch to its longest text, and those padded
+    positions once made every shorter passage's sentences fall back to the passage vector."""
+    short = "Haier builds a factory. It opened this year."
+    spans = [[(0, 23), (24, len(short))], [(0, len(TEXTS[2]))]]
+    vectors, pieces = embedder.encode_passages([short, TEXTS[2]], spans)
+    _, alone = embedder.encode_passages([short], spans[:1])
+    assert pieces[0].shape == (2, 384)
+    assert float(pieces[0][0] @ pieces[0][1]) < 0.95  # two sentences, two vectors
+    assert np.all(np.sum(pieces[0] * vectors[0], axis=1) < 0.99)  # not the passage's
+    assert np.all(np.sum(pieces[0] * alone[0], axis=1) > 0.9999)  # as if embedded alone
+
+
+@pytest.mark.parametrize(("backend", "least"), [("onnx", 0.9999), ("onnx-int8", 0.97)])
+def test_passages_through_onnx_agree_with_torch(
+    embedder: Embedder, backend: str, least: float
+) -> None:
+    """The ONNX passage path gives the torch path's passage and late-chunked sentence vectors
+    (float32: the same; int8: close), texts of very different lengths in one batch."""
+    spans = [[(0, len(t))] if len(t) < 60 else [(0, 60), (61, len(t))] for t in TEXTS]
+    exact, exact_pieces = embedder.encode_passages(TEXTS, spans)
+    other = Embedder(cache_dir=embedder.cache_dir, passage_backend=backend, query_backend="onnx")
+    vectors, pieces = other.encode_passages(TEXTS, spans)
+    assert vectors.shape == exact.shape == (3, 384)
+    assert np.all(np.sum(vectors * exact, axis=1) > least)
+    for mine, theirs in zip(pieces, exact_pieces):
+        assert mine.shape == theirs.shape
+        assert np.all(np.sum(mine * theirs, axis=1) > least)
+
+
 OFFLINE_SWITCHES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM")
 
 LOADER_SCRIPT = """
