@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,11 @@ from qa.config import Settings
 from qa.encoding import Embedder
 from qa.service import QAService
 from tests.helpers import CORPUS, serve_in_thread
+
+# passages through torch in every test and `qa` subprocess (the int8 export's vectors depend
+# on the CPU's kernels, and making it costs each fresh index folder ~20 s); the ONNX passage
+# path and `auto` have their own tests
+os.environ.setdefault("QA_PASSAGE_BACKEND", "torch")
 
 
 def make_settings(index_dir: Path, **overrides: object) -> Settings:

@@ -7,9 +7,10 @@ that only read an index (or find nothing to re-embed) start fast.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 
 Progress = Callable[[int], None]
 
+log = logging.getLogger(__name__)
+
 
 class Embedder:
     """Turns texts into L2-normalised float32 vectors (inner product = cosine)."""
@@ -42,7 +45,7 @@ class Embedder:
         threads: int | None = None,
         query_backend: str = "auto",
         cache_dir: Path | None = None,
-        passage_backend: str = "torch",
+        passage_backend: str = "torch",  # the service passes QA_PASSAGE_BACKEND ("auto")
     ) -> None:
         self.path = resolve_model_path(model)
         self.batch_size = batch_size
@@ -141,22 +144,45 @@ class Embedder:
             for row, length in enumerate(mask.sum(axis=1)):
                 yield pooled[row], hidden[row, :length], offsets[row][:length]
 
+    @property
+    def active_passage_backend(self) -> str:
+        """What embeds passages: "torch", "onnx" or "onnx-int8" (``auto`` decided)."""
+        encoder = self._passage_onnx
+        if encoder is None:
+            return "torch"
+        return "onnx-int8" if encoder.path.name.endswith("-int8.onnx") else "onnx"
+
     @cached_property
     def _passage_onnx(self) -> OnnxEncoder | None:
-        """The ONNX encoder for passages, or ``None`` for torch."""
-        if self.passage_backend == "torch" or self.cache_dir is None:
+        """The ONNX encoder for passages, or ``None`` for torch. ``auto`` takes the int8
+        export where it agrees with float32 on this machine (the check the question encoder
+        makes, recorded once), else torch; a model ONNX can't run falls back to torch."""
+        backend = self.passage_backend
+        cache_dir = self.cache_dir
+        if backend == "torch" or cache_dir is None:
             return None
-        from qa.encoding.onnx import OnnxEncoder
+        from qa.encoding.onnx import OnnxEncoder, int8_agrees
 
         identity = self.identity
-        return OnnxEncoder(
-            self.path,
-            self.cache_dir,
-            identity.fingerprint,
-            identity.max_seq_length,
-            int8=self.passage_backend == "onnx-int8",
-            threads=self.threads,
-        )
+
+        @cache
+        def encoder(int8: bool) -> OnnxEncoder:
+            return OnnxEncoder(
+                self.path,
+                cache_dir,
+                identity.fingerprint,
+                identity.max_seq_length,
+                int8=int8,
+                threads=self.threads,
+            )
+
+        if backend != "auto":
+            return encoder(backend == "onnx-int8")
+        try:
+            return encoder(True) if int8_agrees(encoder, "passage") else None
+        except Exception as exc:  # noqa: BLE001 - auto: torch always works
+            log.info("ONNX passage encoder unavailable (%s); using torch", exc)
+            return None
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Embed a few questions with the fastest backend configured (see :class:`QueryEncoder`)."""

@@ -214,6 +214,22 @@ def int8_agreement(exact: OnnxEncoder, fast: OnnxEncoder) -> float:
     return float(np.mean(np.sum(exact.encode(texts) * fast.encode(texts), axis=1)))
 
 
+def int8_agrees(encoder: Callable[[bool], OnnxEncoder], what: str) -> bool:
+    """Whether the int8 export (``encoder(True)``) agrees with float32 (``encoder(False)``)
+    on this machine, from the record or measured now; logs when it does not."""
+    agreement = recorded_agreement(
+        encoder(True), lambda: int8_agreement(encoder(False), encoder(True))
+    )
+    if agreement < INT8_AGREEMENT:
+        log.info(
+            "int8 %s encoder agrees with float32 at %.4f (< %s) on this CPU: not using it",
+            what,
+            agreement,
+            INT8_AGREEMENT,
+        )
+    return agreement >= INT8_AGREEMENT
+
+
 def recorded_agreement(fast: OnnxEncoder, measure: Callable[[], float]) -> float:
     """The int8 agreement measured on this machine (CPU and onnxruntime), from the record
     beside the int8 export, or measured now and recorded (atomically)."""

@@ -140,12 +140,7 @@ class QueryEncoder:
 
     def _load_onnx(self, backend: str) -> tuple[Encode, str]:
         """The ONNX encoder ``backend`` names (``auto``: int8 if it agrees, else float32)."""
-        from qa.encoding.onnx import (
-            INT8_AGREEMENT,
-            OnnxEncoder,
-            int8_agreement,
-            recorded_agreement,
-        )
+        from qa.encoding.onnx import OnnxEncoder, int8_agrees
 
         identity, cache_dir = self._identity(), self.cache_dir
         assert cache_dir is not None
@@ -163,16 +158,6 @@ class QueryEncoder:
 
         if backend == "onnx":
             return encoder(False).encode, "onnx"
-        if backend == "auto":
-            agreement = recorded_agreement(
-                encoder(True), lambda: int8_agreement(encoder(False), encoder(True))
-            )
-            if agreement < INT8_AGREEMENT:
-                log.info(
-                    "int8 question encoder agrees with float32 at %.4f (< %s) on this CPU: "
-                    "using float32",
-                    agreement,
-                    INT8_AGREEMENT,
-                )
-                return encoder(False).encode, "onnx"
+        if backend == "auto" and not int8_agrees(encoder, "question"):
+            return encoder(False).encode, "onnx"
         return encoder(True).encode, "onnx-int8"

@@ -62,7 +62,7 @@ def collection_key(corpus_paths: Sequence[Path], service: QAService) -> str:
         "corpus": _hash_paths(corpus_paths),
         "model": service.embedder.identity.fingerprint,
         "passages": service.indexer.passage_settings(),
-        "vectors": [VECTORS_VERSION, service.embedder.passage_backend],
+        "vectors": [VECTORS_VERSION, service.embedder.active_passage_backend],
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 

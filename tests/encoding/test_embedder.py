@@ -154,6 +154,20 @@ def test_passages_through_onnx_agree_with_torch(
         assert np.all(np.sum(mine * theirs, axis=1) > least)
 
 
+def test_auto_passages_take_int8_only_where_it_agrees(embedder: Embedder, tmp_path: Path) -> None:
+    """``QA_PASSAGE_BACKEND=auto`` follows the machine's recorded int8 check, like questions."""
+    cache = tmp_path / "models"
+    shutil.copytree(embedder.cache_dir, cache)
+    auto = Embedder(cache_dir=cache, passage_backend="auto", query_backend="onnx")
+    backend = auto.active_passage_backend
+    record = next(cache.rglob("int8-check.json"))
+    measured = json.loads(record.read_text())
+    assert backend == ("onnx-int8" if measured["agreement"] >= INT8_AGREEMENT else "torch")
+    record.write_text(json.dumps({**measured, "agreement": 0.5}))  # a CPU that disagrees
+    assert Embedder(cache_dir=cache, passage_backend="auto").active_passage_backend == "torch"
+    assert Embedder(passage_backend="auto").active_passage_backend == "torch"  # no cache folder
+
+
 OFFLINE_SWITCHES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM")
 
 LOADER_SCRIPT = """
