@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from functools import cache, cached_property
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -161,21 +161,12 @@ class Embedder:
         cache_dir = self.cache_dir
         if backend == "torch" or cache_dir is None:
             return None
-        from qa.encoding.onnx import OnnxEncoder, int8_agrees
+        from qa.encoding.onnx import encoders, int8_agrees
 
         identity = self.identity
-
-        @cache
-        def encoder(int8: bool) -> OnnxEncoder:
-            return OnnxEncoder(
-                self.path,
-                cache_dir,
-                identity.fingerprint,
-                identity.max_seq_length,
-                int8=int8,
-                threads=self.threads,
-            )
-
+        encoder = encoders(
+            self.path, cache_dir, identity.fingerprint, identity.max_seq_length, self.threads
+        )
         if backend != "auto":
             return encoder(backend == "onnx-int8")
         try:

@@ -11,6 +11,7 @@ than Transformer/Pooling/Normalize are not exported; the torch path serves them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import json
 import logging
@@ -212,6 +213,20 @@ def int8_agreement(exact: OnnxEncoder, fast: OnnxEncoder) -> float:
     """Mean cosine between ``fast``'s and ``exact``'s vectors of :data:`PROBES`."""
     texts = list(PROBES)
     return float(np.mean(np.sum(exact.encode(texts) * fast.encode(texts), axis=1)))
+
+
+def encoders(
+    model_dir: Path, cache_dir: Path, fingerprint: str, max_seq_length: int, threads: int | None
+) -> Callable[[bool], OnnxEncoder]:
+    """``encoders(int8)``: the model's float32 or int8 :class:`OnnxEncoder`, each made once."""
+
+    @functools.cache
+    def encoder(int8: bool) -> OnnxEncoder:
+        return OnnxEncoder(
+            model_dir, cache_dir, fingerprint, max_seq_length, int8=int8, threads=threads
+        )
+
+    return encoder
 
 
 def int8_agrees(encoder: Callable[[bool], OnnxEncoder], what: str) -> bool:

@@ -12,7 +12,6 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -140,22 +139,13 @@ class QueryEncoder:
 
     def _load_onnx(self, backend: str) -> tuple[Encode, str]:
         """The ONNX encoder ``backend`` names (``auto``: int8 if it agrees, else float32)."""
-        from qa.encoding.onnx import OnnxEncoder, int8_agrees
+        from qa.encoding.onnx import encoders, int8_agrees
 
         identity, cache_dir = self._identity(), self.cache_dir
         assert cache_dir is not None
-
-        @cache
-        def encoder(int8: bool) -> OnnxEncoder:
-            return OnnxEncoder(
-                self.path,
-                cache_dir,
-                identity.fingerprint,
-                identity.max_seq_length,
-                int8=int8,
-                threads=self.threads,
-            )
-
+        encoder = encoders(
+            self.path, cache_dir, identity.fingerprint, identity.max_seq_length, self.threads
+        )
         if backend == "onnx":
             return encoder(False).encode, "onnx"
         if backend == "auto" and not int8_agrees(encoder, "question"):
