@@ -56,12 +56,10 @@ class Embedder:
         self._lock = threading.Lock()  # one torch forward pass at a time
         self._tokens = Tokens(self.path)
         self._queries = QueryEncoder(
-            self.path,
             identity=lambda: self.identity,
             torch_encode=self._encode_torch,
             backend=query_backend,
-            cache_dir=cache_dir,
-            threads=threads,
+            onnx=None if cache_dir is None else lambda: self._onnx,
         )
 
     @cached_property
@@ -150,7 +148,19 @@ class Embedder:
         encoder = self._passage_onnx
         if encoder is None:
             return "torch"
-        return "onnx-int8" if encoder.path.name.endswith("-int8.onnx") else "onnx"
+        return "onnx-int8" if encoder.int8 else "onnx"
+
+    @cached_property
+    def _onnx(self) -> Callable[[bool], OnnxEncoder]:
+        """``_onnx(int8)``: the model's ONNX export (float32 or int8), each loaded once and
+        shared by questions and passages."""
+        from qa.encoding.onnx import encoders
+
+        assert self.cache_dir is not None
+        identity = self.identity
+        return encoders(
+            self.path, self.cache_dir, identity.fingerprint, identity.max_seq_length, self.threads
+        )
 
     @cached_property
     def _passage_onnx(self) -> OnnxEncoder | None:
@@ -158,15 +168,11 @@ class Embedder:
         export where it agrees with float32 on this machine (the check the question encoder
         makes, recorded once), else torch; a model ONNX can't run falls back to torch."""
         backend = self.passage_backend
-        cache_dir = self.cache_dir
-        if backend == "torch" or cache_dir is None:
+        if backend == "torch" or self.cache_dir is None:
             return None
-        from qa.encoding.onnx import encoders, int8_agrees
+        from qa.encoding.onnx import int8_agrees
 
-        identity = self.identity
-        encoder = encoders(
-            self.path, cache_dir, identity.fingerprint, identity.max_seq_length, self.threads
-        )
+        encoder = self._onnx
         if backend != "auto":
             return encoder(backend == "onnx-int8")
         try:

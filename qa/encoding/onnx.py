@@ -173,6 +173,7 @@ class OnnxEncoder:
             self.session = _session(_made(model_dir, exact, path), threads)
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.path = path
+        self.int8 = int8
         self._lock = threading.Lock()
 
     def encode(self, texts: list[str]) -> np.ndarray:

@@ -12,13 +12,16 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from qa.encoding.batcher import MicroBatcher
 from qa.encoding.model import ModelIdentity
 from qa.errors import ModelError
+
+if TYPE_CHECKING:
+    from qa.encoding.onnx import OnnxEncoder
 
 log = logging.getLogger(__name__)
 
@@ -61,18 +64,14 @@ class QueryEncoder:
 
     def __init__(
         self,
-        path: Path,
         identity: Callable[[], ModelIdentity],
         torch_encode: Encode,
         backend: str = "auto",
-        cache_dir: Path | None = None,
-        threads: int | None = None,
+        onnx: Callable[[], Callable[[bool], OnnxEncoder]] | None = None,
         cache_size: int = 20_000,
     ) -> None:
-        self.path = path
         self.backend = backend
-        self.cache_dir = cache_dir
-        self.threads = threads
+        self._onnx = onnx  # the model's ONNX exports (float32, int8); None: torch only
         self._identity = identity
         self._torch_encode = torch_encode
         self._lock = threading.Lock()
@@ -128,7 +127,7 @@ class QueryEncoder:
         :func:`qa.encoding.onnx.recorded_agreement`), else the float32 one.
         """
         backend = self.backend
-        if backend in ONNX_BACKENDS and self.cache_dir is not None:
+        if backend in ONNX_BACKENDS and self._onnx is not None:
             try:
                 return self._load_onnx(backend)
             except Exception as exc:
@@ -139,13 +138,10 @@ class QueryEncoder:
 
     def _load_onnx(self, backend: str) -> tuple[Encode, str]:
         """The ONNX encoder ``backend`` names (``auto``: int8 if it agrees, else float32)."""
-        from qa.encoding.onnx import encoders, int8_agrees
+        from qa.encoding.onnx import int8_agrees
 
-        identity, cache_dir = self._identity(), self.cache_dir
-        assert cache_dir is not None
-        encoder = encoders(
-            self.path, cache_dir, identity.fingerprint, identity.max_seq_length, self.threads
-        )
+        assert self._onnx is not None
+        encoder = self._onnx()
         if backend == "onnx":
             return encoder(False).encode, "onnx"
         if backend == "auto" and not int8_agrees(encoder, "question"):

@@ -8,6 +8,7 @@ chooser (:mod:`qa.search.evidence`). Plain regular expressions, linear in the te
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from enum import Enum
@@ -107,7 +108,7 @@ def holds(kind: Kind, sentence: str, question: str) -> float:
     1 for a fact of the very sort asked (a count of the things "how many" names, a duration
     for "how long", a frequency for "how often", a name credited with something), 0.5 for a
     fact of the kind only (any other number or name), 0 for none."""
-    asked = {t.lower() for t in _TOKEN.findall(question)}
+    asked = _asked(question)
     tokens = _TOKEN.findall(sentence)
     if kind is Kind.QUANTITY:
         return _quantity(question.lower(), [t.lower() for t in tokens], asked)
@@ -124,6 +125,12 @@ def holds(kind: Kind, sentence: str, question: str) -> float:
     )
 
 
+@functools.lru_cache(maxsize=64)
+def _asked(question: str) -> frozenset[str]:
+    """The question's words, lower-cased: asked once per candidate sentence, made once."""
+    return frozenset(t.lower() for t in _TOKEN.findall(question))
+
+
 def _time(question: str, tokens: list[str]) -> float:
     """:func:`holds` for a time: a version answers "which version" and when something was
     added, removed or deprecated (how documentation dates a change), a date or a year the
@@ -138,7 +145,7 @@ def _time(question: str, tokens: list[str]) -> float:
     return 1.0 if dates else 0.5 if versions else 0.0
 
 
-def _quantity(question: str, words: list[str], asked: set[str]) -> float:
+def _quantity(question: str, words: list[str], asked: frozenset[str]) -> float:
     """:func:`holds` for a quantity: which words may follow the number to be the sort asked."""
     if _OFTEN.search(question):
         if _FREQUENT.intersection(words):
@@ -180,9 +187,9 @@ def _rooted(word: str) -> bool:
     return word[0] in "/\\~%." or "." in word or ":" in word
 
 
-def _names(tokens: list[str], asked: set[str]) -> float:
-    """1 for a capitalised name of two words or more, not in the question, that is credited ("by Vinay Sajip", "Liu Fusheng said"); 0.5 for such a
-    name alone; 0 for none."""
+def _names(tokens: list[str], asked: frozenset[str]) -> float:
+    """1 for a capitalised name of two words or more, not in the question, that is credited
+    ("by Vinay Sajip", "Liu Fusheng said"); 0.5 for such a name alone; 0 for none."""
     found, run = 0.0, 0
     for index, token in enumerate(tokens + [""]):
         first = index == 0 and token.lower() in _FUNCTION

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,7 +26,7 @@ def test_sentences_are_cached_least_recently_used_first_out() -> None:
         return lengths(texts)
 
     identity = ModelIdentity("fake", ".", "0" * 64, dimension=1, max_seq_length=8)
-    encoder = QueryEncoder(Path("."), lambda: identity, encode, backend="torch", cache_size=2)
+    encoder = QueryEncoder(lambda: identity, encode, backend="torch", cache_size=2)
     assert encoder.encode_sentences(["a", "bb", "a"]).tolist() == [[1.0], [2.0], [1.0]]
     assert calls == [["a", "bb"]]  # each text once
     assert encoder.encode_sentences(["bb"]).tolist() == [[2.0]] and len(calls) == 1
