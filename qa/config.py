@@ -80,6 +80,13 @@ class Settings(BaseSettings):
         "float32 on this CPU (about 2x faster indexing), else torch",
     )
 
+    own_sentence_vectors: bool = Field(
+        default=True,
+        description="store each sentence's vector embedded on its own, so answering runs no "
+        "model beyond the question (indexing takes about twice the model time; false: the "
+        "answer step embeds up to 3 sentences for the questions that need them)",
+    )
+
     # Passages
     max_passage_tokens: int | None = Field(
         default=None, ge=16, description="word pieces per passage (default: the model's window)"

@@ -54,7 +54,7 @@ def candidates_of(service: QAService, path: Path, collection: str) -> list[Quest
         passages = ranked_passages(hits, loaded.passages(h.passage_id for h in hits))
         top = passages[: params.answer.sentence_passages]
         vectors = loaded.sentences(p.passage_id for p in top)
-        _, texts, rows = candidate_features(query, top, vectors, loaded.lexical)
+        _, texts, rows, _ = candidate_features(query, top, vectors, loaded.lexical)
         labels = np.array([any(contains(t, a) for a in question.answer) for t in texts])
         out.append(Question(rows, labels))
     say(f"{path}: {len(out)} answerable questions")

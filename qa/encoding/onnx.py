@@ -218,13 +218,14 @@ def int8_agreement(exact: OnnxEncoder, fast: OnnxEncoder) -> float:
 
 def encoders(
     model_dir: Path, cache_dir: Path, fingerprint: str, max_seq_length: int, threads: int | None
-) -> Callable[[bool], OnnxEncoder]:
-    """``encoders(int8)``: the model's float32 or int8 :class:`OnnxEncoder`, each made once."""
+) -> Callable[..., OnnxEncoder]:
+    """``encoders(int8)``: the model's float32 or int8 :class:`OnnxEncoder`, each made once;
+    ``encoders(int8, 1)``: one running on a single thread (for batches run side by side)."""
 
     @functools.cache
-    def encoder(int8: bool) -> OnnxEncoder:
+    def encoder(int8: bool, session_threads: int | None = threads) -> OnnxEncoder:
         return OnnxEncoder(
-            model_dir, cache_dir, fingerprint, max_seq_length, int8=int8, threads=threads
+            model_dir, cache_dir, fingerprint, max_seq_length, int8=int8, threads=session_threads
         )
 
     return encoder

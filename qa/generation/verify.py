@@ -156,9 +156,10 @@ def _meaning(
     best = -1.0
     evidence: dict[int, tuple[int, int]] = {}
     for number in cited:
-        spans, vectors = sources[number - 1].sentences
+        spans, rows = sources[number - 1].sentences
         if not len(spans):
             continue
+        vectors = rows[:, : len(vector)]  # the late-chunked vectors (qa.store.segment)
         single = vectors @ vector
         evidence[number] = spans[int(np.argmax(single))]
         best = max(best, float(np.max(_windows(vectors) @ vector)))

@@ -12,6 +12,7 @@ from qa.search.evidence import WEIGHTS, Candidate, features, scores
 from qa.search.retriever import Hit, Query
 from qa.store import Collection, PassageRow
 from qa.store.lexical import Lexical
+from qa.store.segment import sentence_parts
 
 
 @dataclass(frozen=True)
@@ -91,14 +92,14 @@ class AnswerParams:
     min_score: float = (
         0.38  # abstain below this (calibrated on the labelled article set; see README)
     )
-    # the two best sentences, from different passages and within this many log-odds, are
-    # embedded on their own and the better standalone cosine (+ rank bonus) wins
+    # the two best sentences, from different passages and within this many log-odds: the
+    # better cosine of their vectors embedded on their own (+ rank bonus) wins
     tie_margin: float = 0.25
-    # when the best stored score (cosine + rank bonus) of any sentence falls in
+    # when the best late-chunked score (cosine + rank bonus) of any sentence falls in
     # [min_score - below, min_score + above), whether to abstain is decided...
     check_below: float = 0.13
     check_above: float = 0.07
-    checked: int = 3  # ...by embedding this many best stored sentences on their own
+    checked: int = 3  # ...by this many best sentences' vectors embedded on their own
 
 
 def ranked_passages(hits: list[Hit], rows: dict[int, PassageRow]) -> list[RankedPassage]:
@@ -126,22 +127,28 @@ def candidate_features(
     considered: list[RankedPassage],
     vectors: dict[int, tuple[list[tuple[int, int]], np.ndarray]],
     lexical: Lexical,
-) -> tuple[list[Candidate], list[str], np.ndarray]:
-    """Every sentence of the ``considered`` passages, its text and its chooser features."""
+) -> tuple[list[Candidate], list[str], np.ndarray, np.ndarray]:
+    """Every sentence of the ``considered`` passages, its text, its chooser features and its
+    stored vector embedded on its own (all zeros where the collection has none)."""
+    dimension = len(query.vector)
     candidates: list[Candidate] = []
     positions: list[int] = []
     counts: list[int] = []
+    alone = [np.zeros((0, dimension), dtype=np.float32)]
     for index, passage in enumerate(considered):
-        spans, sentence_vectors = vectors.get(passage.passage_id, ([], np.zeros((0, 1))))
+        spans, stored = vectors.get(passage.passage_id, ([], np.zeros((0, dimension))))
         counts.append(len(spans))
-        similarity = sentence_vectors @ query.vector if len(spans) else []
-        for position, ((start, end), value) in enumerate(zip(spans, similarity)):
+        if not len(spans):
+            continue
+        late, own = sentence_parts(stored, dimension)
+        alone.append(own)
+        for position, ((start, end), value) in enumerate(zip(spans, late @ query.vector)):
             candidates.append(Candidate(index, start, end, float(value)))
             positions.append(position)
     texts = [considered[c.passage].text[c.start : c.end] for c in candidates]
     scores_ = [p.score for p in considered]
     rows = features(query.bm25_text, candidates, texts, scores_, counts, positions, lexical)
-    return candidates, texts, rows
+    return candidates, texts, rows, np.concatenate(alone)
 
 
 def choose_answer(
@@ -156,13 +163,15 @@ def choose_answer(
 
     Every sentence of the top ``params.sentence_passages`` passages is scored by the
     fitted chooser (:mod:`qa.search.evidence`: stored sentence vectors, the question's
-    rare terms, passage rank and score), with no model run; see :func:`_settle` for the
-    two cases where a sentence is embedded on its own. Returns ``None`` (the documents
+    rare terms, passage rank and score); see :func:`_settle` for the two cases where a
+    sentence's vector embedded on its own decides. No model runs (sentences embedded on
+    their own are stored at index time) except for a collection written before vectors
+    version 3. Returns ``None`` (the documents
     don't answer) when the answer scores below ``params.min_score``. Sets each passage's
     ``highlights`` (spans inside the passage text) as a side effect.
     """
     considered = passages[: params.sentence_passages]
-    candidates, texts, rows = candidate_features(query, considered, vectors, lexical)
+    candidates, texts, rows, alone = candidate_features(query, considered, vectors, lexical)
     if not candidates:
         return None
     odds = scores(rows, params.weights)
@@ -174,9 +183,8 @@ def choose_answer(
     for passage in passages:
         passage.highlights.sort()
 
-    best, score = _settle(
-        query, candidates, texts, odds, order[:2], embedder, params, len(considered)
-    )
+    own = _OwnVectors(query, texts, alone, embedder)
+    best, score = _settle(candidates, odds, order[:2], own, params, len(considered))
     if score < params.min_score:
         return None
     passage = considered[best.passage]
@@ -189,33 +197,49 @@ def choose_answer(
     )
 
 
+class _OwnVectors:
+    """Cosines with the question of candidate sentences embedded on their own: stored at
+    index time; embedded now only for rows a collection written before vectors version 3
+    lacks (all zeros)."""
+
+    def __init__(
+        self, query: Query, texts: list[str], stored: np.ndarray, embedder: Embedder
+    ) -> None:
+        self.query, self.texts, self.stored, self.embedder = query, texts, stored, embedder
+
+    def cosines(self, indices: list[int]) -> np.ndarray:
+        vectors = self.stored[indices].astype(np.float32)
+        missing = [n for n, i in enumerate(indices) if not vectors[n].any()]
+        if missing:
+            fresh = self.embedder.encode_sentences([self.texts[indices[n]] for n in missing])
+            vectors[missing] = fresh
+        return vectors @ self.query.vector
+
+
 def _settle(
-    query: Query,
     candidates: list[Candidate],
-    texts: list[str],
     odds: np.ndarray,
     order: list[int],
-    embedder: Embedder,
+    own: _OwnVectors,
     params: AnswerParams,
     considered: int,
 ) -> tuple[Candidate, float]:
     """The answer, and whether the passages answer at all as a score: the best cosine of a
     sentence with the question plus a rank bonus (abstain below ``params.min_score``).
 
-    Embedding a sentence on its own judges it more precisely than its stored vector, so it
-    is done only where the stored signals can't decide: when the chooser's two best
+    A sentence's vector embedded on its own judges it more precisely than its late-chunked
+    one, so it decides where the late-chunked signals can't: when the chooser's two best
     candidates (``order``) come from different passages and are within
-    ``params.tie_margin`` log-odds (both are embedded, the better wins), and when the best
-    stored score is near ``params.min_score`` (the ``params.checked`` best are embedded; the
-    best of them decides).
+    ``params.tie_margin`` log-odds (the better of the two wins), and when the best
+    late-chunked score is near ``params.min_score`` (the best of the ``params.checked``
+    best decides).
     """
 
     def bonus(index: int) -> float:
         return params.rank_weight * (1 - candidates[index].passage / max(1, considered))
 
     def alone(indices: list[int]) -> list[float]:
-        fresh = embedder.encode_sentences([texts[i] for i in indices]) @ query.vector
-        return [float(f) + bonus(i) for i, f in zip(indices, fresh)]
+        return [float(f) + bonus(i) for i, f in zip(indices, own.cosines(indices))]
 
     chosen, score = order[0], -1.0
     if (

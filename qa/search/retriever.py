@@ -105,9 +105,10 @@ class Retriever:
             return hits
         vectors = self.collection.sentences(h.passage_id for h in top)
         weight = self.fusion.sentence_weight
+        dimension = len(query.vector)  # a row's late-chunked vector (qa.store.segment)
         best = np.array(
             [
-                float((vectors[h.passage_id][1] @ query.vector).max())
+                float((vectors[h.passage_id][1][:, :dimension] @ query.vector).max())
                 if h.passage_id in vectors
                 else 0.0
                 for h in top

@@ -22,7 +22,7 @@ from qa.store.dense import DenseParams
 from qa.store.layout import drop_segment_dir, finish_segment_dir, new_segment_dir
 from qa.store.manifest import PassageSettings
 from qa.store.pipeline import NewPassage, new_rows, passage_vectors, split_documents
-from qa.store.segment import SegmentInfo
+from qa.store.segment import SegmentInfo, sentence_width
 from qa.store.segment_writer import Hook, SegmentWriter
 from qa.store.sql import DocumentRow
 
@@ -117,7 +117,9 @@ class SegmentBuild:
             return
         pieces, documents = self._pieces, self._documents
         self._pieces, self._documents = [], []
-        vectors = passage_vectors(self.embedder, self.previous, pieces, self._embedded)
+        vectors = passage_vectors(
+            self.embedder, self.previous, pieces, self._embedded, self.settings.own_sentence_vectors
+        )
         self.counts.embedded += vectors.embedded
         self.counts.reused += vectors.reused
         rows = new_rows(pieces, vectors, self.next_id, self.settings)
@@ -170,7 +172,9 @@ class SegmentBuild:
             if name.endswith("*") == relocated:
                 return writer
         name, building = new_segment_dir(self.collection_dir)
-        writer = SegmentWriter(building, self.embedder.identity.dimension, self.params)
+        dimension = self.embedder.identity.dimension
+        width = sentence_width(dimension, self.settings.own_sentence_vectors)
+        writer = SegmentWriter(building, dimension, self.params, sentence_width=width)
         self._open.append((name + ("*" if relocated else ""), building, writer))
         return writer
 

@@ -335,8 +335,8 @@ class Collection:
 
     # ------------------------------------------------------------------ vectors
     def sentences(self, ids: Iterable[int]) -> dict[int, Sentences]:
-        """``{passage_id: (spans, vectors)}`` of the passages' sentences (spans inside the
-        passage)."""
+        """``{passage_id: (spans, rows)}`` of the passages' sentences (spans inside the
+        passage; each row as stored, see :func:`~qa.store.segment.sentence_parts`)."""
         out: dict[int, Sentences] = {}
         for segment, found in self._located(ids):
             out.update(segment.sentences(found[0]))

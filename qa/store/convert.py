@@ -72,7 +72,8 @@ def _write_segment(old: Path, manifest: BuildInfo) -> tuple[object, Path]:
     keys = np.ascontiguousarray(spans[:, 0]) if len(spans) else np.zeros(0, np.int64)
     name, building = new_segment_dir(old.parent)
     try:
-        writer = SegmentWriter(building, manifest.model.dimension, DenseParams())
+        dimension = manifest.model.dimension
+        writer = SegmentWriter(building, dimension, DenseParams(), sentence_width=dimension)
         titles: dict[str, str] = {}
         ids = [r["id"] for r in db.select("SELECT id FROM passages ORDER BY id")]
         for begin in range(0, len(ids), CHUNK):

@@ -38,13 +38,9 @@ from qa.store.layout import (
     upload_roots,
     writer_lock,
 )
-from qa.store.manifest import (
-    ModelInfo,
-    PassageSettings,
-    SegmentRef,
-    SourceOptions,
-)
+from qa.store.manifest import ModelInfo, PassageSettings, SegmentRef, SourceOptions
 from qa.store.merge import hide
+from qa.store.pipeline import VECTORS_VERSION
 from qa.store.progress import bar, progress
 from qa.store.report import IndexReport
 from qa.store.segment import SegmentInfo
@@ -82,6 +78,8 @@ class Indexer:
             min_chars=self.settings.min_passage_chars,
             title_in_embedding=self.settings.title_in_embedding,
             splitter_version=SPLITTER_VERSION,
+            vectors_version=VECTORS_VERSION,
+            own_sentence_vectors=self.settings.own_sentence_vectors,
             repeated=sorted(repeated),
         )
 
@@ -213,9 +211,7 @@ class Indexer:
         same_model = previous.manifest.model.fingerprint == self.embedder.identity.fingerprint
         same_split = previous.manifest.passage_settings == update.split
         if not (same_model and same_split):
-            log.info(
-                "model or passage settings changed since the last build: re-splitting everything"
-            )
+            log.warning("model or passage/vector settings changed: splitting and embedding again")
             report.full_rebuild = True
         return previous
 

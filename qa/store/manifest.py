@@ -50,6 +50,12 @@ class PassageSettings(BaseModel):
     min_chars: int
     title_in_embedding: bool
     splitter_version: int
+    # what the stored vectors hold (qa.store.pipeline.VECTORS_VERSION); absent, and so 1,
+    # before sentence vectors embedded on their own were stored: such a collection is
+    # embedded again, once, on its next update
+    vectors_version: int = 1
+    # each sentence's vector embedded on its own stored too (QA_OWN_SENTENCE_VECTORS)
+    own_sentence_vectors: bool = False
     # hashes of the paragraphs the corpus repeats across many documents (a site's headers and
     # footers), left out of every passage; absent before issue 14
     repeated: list[str] = []

@@ -131,7 +131,8 @@ def build_merged(
     ]
     name, building = new_segment_dir(collection.path.parent)
     try:
-        writer = SegmentWriter(building, collection.dimension, params)
+        width = max((s.segment.sentence_vectors.shape[-1] for s in sources), default=0)
+        writer = SegmentWriter(building, collection.dimension, params, sentence_width=width)
         copy_live_rows(sources, writer)
         info = writer.finish(name, step)
     except BaseException:

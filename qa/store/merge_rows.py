@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qa.store.segment import Segment
+from qa.store.segment import Segment, widened
 from qa.store.segment_writer import SegmentWriter
 from qa.store.sql import DocumentRow, PassageRow, document_row
 
@@ -60,7 +60,9 @@ def _copy_chunk(
     passages: dict[int, PassageRow] = {}
     documents: list[DocumentRow] = []
     spans: list[np.ndarray] = [np.zeros((0, 3), np.int64)] * len(ids)
-    sentence_vectors: list[np.ndarray] = [np.zeros((0, dimension), np.float16)] * len(ids)
+    width = writer.sentence_width
+    empty = np.zeros((0, width), np.float16)
+    sentence_vectors: list[np.ndarray] = [empty] * len(ids)
     for number, source in enumerate(sources):
         mine = np.flatnonzero(origin == number)
         if not len(mine):
@@ -78,12 +80,14 @@ def _copy_chunk(
         firsts, lasts = segment.sentence_range(ids[mine])
         for position, first, last in zip(mine.tolist(), firsts.tolist(), lasts.tolist()):
             spans[position] = np.asarray(segment.sentence_spans[first:last])
-            sentence_vectors[position] = np.asarray(segment.sentence_vectors[first:last])
+            sentence_vectors[position] = widened(
+                segment.sentence_vectors[first:last], dimension, width
+            )
     writer.add(
         documents,
         [passages[int(i)] for i in ids],
         vectors,
         np.concatenate(spans) if spans else np.zeros((0, 3), np.int64),
-        np.concatenate(sentence_vectors) if sentence_vectors else np.zeros((0, dimension)),
+        np.concatenate(sentence_vectors) if sentence_vectors else empty,
         None,
     )

@@ -42,14 +42,17 @@ class PassageVectors:
 
 # bump when the vectors stored for the same text change, so that the next update embeds every
 # passage again (2: sentence vectors really late-chunked; before, every passage shorter than
-# the longest of its batch of 16 fell back to the passage vector)
-VECTORS_VERSION = 2
+# the longest of its batch of 16 fell back to the passage vector; 3: each sentence also
+# stores its vector embedded on its own, so answering runs no model beyond the question)
+VECTORS_VERSION = 3
 
 
-def embed_hash(model_fingerprint: str, text: str) -> str:
+def embed_hash(model_fingerprint: str, text: str, own: bool = True) -> str:
     """The key under which a passage's vector is reused: the model, the vectors' version
-    (:data:`VECTORS_VERSION`) and the embedded text."""
-    digest = hashlib.sha256(f"{model_fingerprint}/{VECTORS_VERSION}".encode())
+    (:data:`VECTORS_VERSION`), whether sentences' own vectors are stored, and the embedded
+    text."""
+    kind = f"{model_fingerprint}/{VECTORS_VERSION}" + ("" if own else "/late")
+    digest = hashlib.sha256(kind.encode())
     digest.update(text.encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
 
@@ -59,6 +62,7 @@ def split_documents(
 ) -> tuple[list[DocumentRow], list[NewPassage], list[Document]]:
     """The rows and passages of ``documents``, and the documents that have no passage."""
     fingerprint = embedder.identity.fingerprint
+    own = settings.own_sentence_vectors
     count = embedder.count_tokens
     repeated = frozenset(settings.repeated)
     rows: list[DocumentRow] = []
@@ -82,7 +86,7 @@ def split_documents(
         rows.append(row_of(document))
         for passage in passages:
             text = embedding_text(title, passage.text, passage.context)
-            pieces.append(NewPassage(document, passage, text, embed_hash(fingerprint, text)))
+            pieces.append(NewPassage(document, passage, text, embed_hash(fingerprint, text, own)))
     return rows, pieces, empty
 
 
@@ -91,9 +95,11 @@ def passage_vectors(
     previous: Collection | None,
     pieces: list[NewPassage],
     advance: Callable[[int], None],
+    own: bool = True,
 ) -> PassageVectors:
     """Vectors of the new passages: reused by embedded-text hash, the rest embedded
-    (``advance(n)`` after each chunk of ``n`` embedded)."""
+    (``advance(n)`` after each chunk of ``n`` embedded; ``own``: each sentence's vector
+    embedded on its own too)."""
     hashes = [p.embed_hash for p in pieces]
     reusable = reusable_vectors(previous, hashes) if previous is not None else {}
     by_hash = {p.embed_hash: p for p in pieces}
@@ -109,7 +115,7 @@ def passage_vectors(
     texts = [by_hash[h].embedded_text for h in missing]
     shifts = [len(by_hash[h].embedded_text) - len(by_hash[h].passage.text) for h in missing]
     spans = [shift(vectors.spans[h], moved) for h, moved in zip(missing, shifts)]
-    embedded, sentence_vectors = embedder.encode_passages(texts, spans, progress=advance)
+    embedded, sentence_vectors = embedder.encode_passages(texts, spans, advance, own=own)
     vectors.passages.update(zip(missing, embedded))
     vectors.sentences.update(zip(missing, sentence_vectors))
     vectors.embedded = len(missing)

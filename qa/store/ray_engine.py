@@ -29,6 +29,7 @@ from qa.ingest.documents import Document, Skip
 from qa.store.indexer import Indexer
 from qa.store.manifest import PassageSettings
 from qa.store.pipeline import sentences_of, shift, split_documents
+from qa.store.segment import sentence_width
 
 INSTALL = "the Ray engine needs Ray: pip install -e '.[ray]'"
 PARSE_BATCH = 16  # files per parsing task
@@ -95,7 +96,10 @@ class _EmbedActor:
             shift(sentences_of(by_text[t].passage.text), len(t) - len(by_text[t].passage.text))
             for t in texts
         ]
-        vectors, sentences = self.embedder.encode_passages(texts, spans) if texts else ([], [])
+        own = self.split.own_sentence_vectors
+        vectors, sentences = (
+            self.embedder.encode_passages(texts, spans, own=own) if texts else ([], [])
+        )
         found = {
             text: [_pack(vector), _pack(piece)]
             for text, vector, piece in zip(texts, vectors, sentences)
@@ -123,17 +127,21 @@ class PrecomputedEmbedder:
         spans: Sequence[Sequence[tuple[int, int]]],
         progress: Callable[[int], None] | None = None,
         chunk: int = 256,
+        own: bool = True,
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         """Vectors of ``texts`` from the actors (those never sent are embedded here)."""
         missing = [i for i, t in enumerate(texts) if t not in self.waiting]
-        local = self.real.encode_passages([texts[i] for i in missing], [spans[i] for i in missing])
+        local = self.real.encode_passages(
+            [texts[i] for i in missing], [spans[i] for i in missing], own=own
+        )
         made = dict(zip(missing, zip(*local), strict=False)) if missing else {}
         out = [made[i] if i in made else self.waiting.pop(t) for i, t in enumerate(texts)]
         if progress is not None:
             progress(len(texts))
         dimension = self.real.identity.dimension
         vectors = np.asarray([v for v, _ in out], np.float32).reshape(len(out), dimension)
-        return vectors, [np.asarray(s, np.float32).reshape(-1, dimension) for _, s in out]
+        width = sentence_width(dimension, own)
+        return vectors, [np.asarray(s, np.float32).reshape(-1, width) for _, s in out]
 
 
 class RayParser:

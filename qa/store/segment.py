@@ -8,7 +8,9 @@ Layout of ``segments/seg-000004/``::
     dense.faiss         the dense index (rows = rows): flat, ivf-sq8 or hnsw (qa/store/dense.py)
     vectors.npy         float16 vectors, only when the dense index can't give them back exactly
     lexical/            term frequencies for BM25 (qa/store/lexical.py)
-    sentences.npy       float16 sentence vectors, one row per sentence
+    sentences.npy       float16, one row per sentence: its late-chunked vector, then its
+                        vector embedded on its own (zeros, or absent in segments written
+                        before vectors version 3: embedded when a question needs it)
     sentence_spans.npy  int64 (passage id, start, end), sorted by passage id
 
 Segments are written once (:mod:`qa.store.segment_writer`) and shared by every generation
@@ -45,6 +47,33 @@ SENTENCE_SPANS = "sentence_spans.npy"
 FEW_ROWS = 4096  # vectors read with pread up to this many rows; more go through the map
 
 Sentences = tuple[list[tuple[int, int]], np.ndarray]  # spans inside the passage, their vectors
+
+
+def sentence_width(dimension: int, own: bool = True) -> int:
+    """Columns of a sentence row: the late-chunked vector, and (``own``) the vector
+    embedded on its own."""
+    return 2 * dimension if own else dimension
+
+
+def widened(rows: np.ndarray, dimension: int, width: int | None = None) -> np.ndarray:
+    """Sentence rows ``width`` columns wide (default: both vectors). Rows that hold the
+    late-chunked vector only (written before vectors version 3, or with
+    ``QA_OWN_SENTENCE_VECTORS=false``) get zeros, "not embedded on its own"; narrowing
+    drops the own vectors."""
+    rows = np.asarray(rows)
+    width = width or sentence_width(dimension)
+    if rows.ndim != 2 or rows.shape[1] == width:
+        return rows.reshape(-1, width)
+    out = np.zeros((len(rows), width), dtype=rows.dtype)
+    kept = min(width, rows.shape[1])
+    out[:, :kept] = rows[:, :kept]
+    return out
+
+
+def sentence_parts(rows: np.ndarray, dimension: int) -> tuple[np.ndarray, np.ndarray]:
+    """A passage's sentence rows split: late-chunked vectors, and vectors embedded on their
+    own (an all-zero row where none was stored)."""
+    return rows[:, :dimension], widened(rows, dimension)[:, dimension:]
 
 
 class DenseInfo(BaseModel):

@@ -25,6 +25,7 @@ from qa.store.segment import (
     VECTORS,
     DenseInfo,
     SegmentInfo,
+    widened,
 )
 from qa.store.sql import DocumentRow, PassageRow, create_database, insert_rows
 
@@ -36,10 +37,14 @@ CHUNK_ROWS = 16_384  # scratch rows read and written at a time
 class SegmentWriter:
     """Accepts passages in ascending id order, batch by batch; :meth:`finish` seals the folder."""
 
-    def __init__(self, folder: Path, dimension: int, params: DenseParams) -> None:
+    def __init__(
+        self, folder: Path, dimension: int, params: DenseParams, sentence_width: int = 0
+    ) -> None:
         folder.mkdir(parents=True, exist_ok=True)  # made empty by new_segment_dir
         self.folder = folder
         self.dimension = dimension
+        # a sentence row's columns (qa.store.segment.sentence_width; 0: both vectors)
+        self.sentence_width = sentence_width or 2 * dimension
         self.params = params
         self.lexical = PostingsBuilder()  # merges add postings to it directly
         self._db = create_database(folder / SQLITE)
@@ -72,7 +77,11 @@ class SegmentWriter:
         )
         spans = np.ascontiguousarray(sentence_spans, dtype=np.int64).reshape(-1, 3)
         self._files["spans.i64"].write(spans.tobytes())
-        half = np.asarray(sentence_vectors, dtype=np.float16).reshape(len(spans), self.dimension)
+        half = widened(
+            np.asarray(sentence_vectors, dtype=np.float16), self.dimension, self.sentence_width
+        )
+        if len(half) != len(spans):
+            raise ValueError("one sentence vector row per sentence span")
         self._files["sentences.f16"].write(np.ascontiguousarray(half).tobytes())
         if lexical_texts is not None:
             self.lexical.add(lexical_texts, self.rows)
@@ -141,7 +150,7 @@ class SegmentWriter:
     def _write_sentences(self) -> None:
         """Sentence spans and vectors as ``.npy`` files (already in passage id order)."""
         _copy_npy(self.folder / SENTENCE_SPANS, self._raw("spans.i64", np.int64, 3), np.int64)
-        vectors = self._raw("sentences.f16", np.float16, self.dimension)
+        vectors = self._raw("sentences.f16", np.float16, self.sentence_width)
         _copy_npy(self.folder / SENTENCE_VECTORS, vectors, np.float16)
 
 

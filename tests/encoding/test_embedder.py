@@ -129,12 +129,24 @@ def test_sentence_vectors_are_late_chunked_in_any_batch(embedder: Embedder) -> N
     positions once made every shorter passage's sentences fall back to the passage vector."""
     short = "Haier builds a factory. It opened this year."
     spans = [[(0, 23), (24, len(short))], [(0, len(TEXTS[2]))]]
-    vectors, pieces = embedder.encode_passages([short, TEXTS[2]], spans)
+    vectors, rows = embedder.encode_passages([short, TEXTS[2]], spans)
     _, alone = embedder.encode_passages([short], spans[:1])
-    assert pieces[0].shape == (2, 384)
-    assert float(pieces[0][0] @ pieces[0][1]) < 0.95  # two sentences, two vectors
-    assert np.all(np.sum(pieces[0] * vectors[0], axis=1) < 0.99)  # not the passage's
-    assert np.all(np.sum(pieces[0] * alone[0], axis=1) > 0.9999)  # as if embedded alone
+    assert rows[0].shape == (2, 768)
+    late = rows[0][:, :384]
+    assert float(late[0] @ late[1]) < 0.95  # two sentences, two vectors
+    assert np.all(np.sum(late * vectors[0], axis=1) < 0.99)  # not the passage's
+    assert np.all(np.sum(late * alone[0][:, :384], axis=1) > 0.9999)  # as if batched alone
+
+
+def test_sentences_are_also_stored_embedded_on_their_own(embedder: Embedder) -> None:
+    """The second half of a sentence's row is the sentence embedded like a question: what
+    the answer step compares, with no model run at question time."""
+    text = "Haier builds a factory. It opened this year."
+    spans = [(0, 23), (24, len(text))]
+    _, rows = embedder.encode_passages([text, TEXTS[0]], [spans, [(0, len(TEXTS[0]))]])
+    own = embedder.encode_queries([text[a:b] for a, b in spans])
+    assert np.all(np.sum(rows[0][:, 384:] * own, axis=1) > 0.9999)
+    assert np.all(np.sum(rows[0][:, 384:] * rows[0][:, :384], axis=1) < 0.99)  # not late
 
 
 @pytest.mark.parametrize(("backend", "least"), [("onnx", 0.9999), ("onnx-int8", 0.97)])
@@ -150,8 +162,9 @@ def test_passages_through_onnx_agree_with_torch(
     assert vectors.shape == exact.shape == (3, 384)
     assert np.all(np.sum(vectors * exact, axis=1) > least)
     for mine, theirs in zip(pieces, exact_pieces):
-        assert mine.shape == theirs.shape
-        assert np.all(np.sum(mine * theirs, axis=1) > least)
+        assert mine.shape == theirs.shape == (len(mine), 768)
+        for half in (slice(0, 384), slice(384, 768)):  # late-chunked, embedded on its own
+            assert np.all(np.sum(mine[:, half] * theirs[:, half], axis=1) > least)
 
 
 def test_auto_passages_take_int8_only_where_it_agrees(embedder: Embedder, tmp_path: Path) -> None:

@@ -1,21 +1,29 @@
-"""Choosing the answer sentence: the fitted chooser's features, and the model run only when
-the stored vectors can't decide whether to abstain."""
+"""Choosing the answer sentence: the fitted chooser's features, and the sentences' own
+vectors (stored at index time; embedded per question only for an older collection) where
+the late-chunked ones can't decide."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from qa.encoding import Embedder
 from qa.search import build_query, build_reply
-from qa.search.answer import AnswerParams
+from qa.search.answer import AnswerParams, Reply
 from qa.search.evidence import FEATURES, WEIGHTS, Candidate, features
+from qa.search.followups import Turn
 from qa.service import QAService
+from qa.store import Collection
+from qa.store.segment import Sentences
 from tests.conftest import make_settings
+
+ARTICLE_QUESTIONS = Path(__file__).parents[2] / "scripts" / "data" / "songjiang_questions.jsonl"
 
 QUESTION = "What brand is the Haier factory for?"
 ANSWER = "The factory is for Haier's high-end brand Casarte."
@@ -33,11 +41,34 @@ class Counting:
         return self.embedder.encode_sentences(texts)  # type: ignore[attr-defined]
 
 
-def reply_with(service: QAService, question: str, params: AnswerParams, embedder: Counting):
+class LateOnly:
+    """A collection as written before vectors version 3: each sentence row holds its
+    late-chunked vector only."""
+
+    def __init__(self, collection: Collection) -> None:
+        self.collection = collection
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.collection, name)
+
+    def sentences(self, ids: Iterable[int]) -> dict[int, Sentences]:
+        stored = self.collection.sentences(ids)
+        return {i: (spans, rows[:, :384]) for i, (spans, rows) in stored.items()}
+
+
+def reply_with(
+    service: QAService,
+    question: str,
+    params: AnswerParams,
+    embedder: Counting,
+    history: Sequence[Turn] = (),
+    old: bool = False,
+) -> Reply:
     collection = service.collection()
-    query = build_query(question, (), service.embedder)
+    query = build_query(question, history, service.embedder)
     hits = service.retriever(collection).search(query, 5)
-    return build_reply(query, hits, collection, embedder, params)  # type: ignore[arg-type]
+    shown = LateOnly(collection) if old else collection
+    return build_reply(query, hits, shown, embedder, params)  # type: ignore[arg-type]
 
 
 def test_weights_match_features() -> None:
@@ -69,28 +100,56 @@ def test_clear_answer_needs_no_model_run(seed_service: QAService) -> None:
     counting = Counting(seed_service.embedder)
     reply = reply_with(seed_service, QUESTION, params, counting)
     assert reply.answer is not None and reply.answer.text == ANSWER
-    assert counting.sentences == []  # the stored vector was clear of the abstention bar
+    assert counting.sentences == []
 
 
+@pytest.mark.parametrize("old", [False, True])
 @pytest.mark.parametrize("band", [0.0, 2.0])
-def test_only_sentences_near_the_bar_are_checked(seed_service: QAService, band: float) -> None:
+def test_only_sentences_near_the_bar_are_checked(
+    seed_service: QAService, band: float, old: bool
+) -> None:
+    """Near the bar the sentences' own vectors decide: stored ones, or (a collection written
+    before they were stored) embedded now."""
     base = seed_service.params.of(seed_service.settings.collection).answer
     params = dataclasses.replace(base, check_below=band, check_above=band, tie_margin=-1.0)
     counting = Counting(seed_service.embedder)
-    reply = reply_with(seed_service, QUESTION, params, counting)
+    reply = reply_with(seed_service, QUESTION, params, counting, old=old)
     assert reply.answer is not None and reply.answer.text == ANSWER
-    assert len(counting.sentences) == (base.checked if band else 0)
+    assert len(counting.sentences) == (base.checked if band and old else 0)
 
 
-def test_checked_sentences_decide_abstention(seed_service: QAService) -> None:
+@pytest.mark.parametrize("old", [False, True])
+def test_checked_sentences_decide_abstention(seed_service: QAService, old: bool) -> None:
     base = seed_service.params.of(seed_service.settings.collection).answer
     # a bar no standalone cosine reaches, with the check band around it: the check refuses
     params = dataclasses.replace(
         base, min_score=1.5, check_below=2.0, check_above=0.0, tie_margin=-1.0
     )
     counting = Counting(seed_service.embedder)
-    assert reply_with(seed_service, QUESTION, params, counting).answer is None
-    assert len(counting.sentences) == base.checked
+    assert reply_with(seed_service, QUESTION, params, counting, old=old).answer is None
+    assert len(counting.sentences) == (base.checked if old else 0)
+
+
+def test_stored_own_vectors_answer_like_embedding_them_per_question(
+    seed_service: QAService,
+) -> None:
+    """Every labelled article question (follow-ups with their history), answered from the
+    sentence vectors stored at index time and by embedding the sentences per question as
+    before: the same sentence or the same abstention, the same score to float16's precision,
+    and no model run beyond the question."""
+    params = seed_service.params.of(seed_service.settings.collection).answer
+    stored_runs, old_runs = Counting(seed_service.embedder), Counting(seed_service.embedder)
+    labelled = [json.loads(line) for line in ARTICLE_QUESTIONS.read_text().splitlines() if line]
+    for item in labelled:
+        history = [Turn(**turn) for turn in item.get("history", [])]
+        new = reply_with(seed_service, item["question"], params, stored_runs, history)
+        old = reply_with(seed_service, item["question"], params, old_runs, history, old=True)
+        assert (new.answer is None) == (old.answer is None), item["id"]
+        if new.answer is not None and old.answer is not None:
+            assert new.answer.text == old.answer.text, item["id"]
+            assert new.answer.score == pytest.approx(old.answer.score, abs=2e-3), item["id"]
+    assert stored_runs.sentences == []
+    assert old_runs.sentences  # the old path did embed sentences for some questions
 
 
 def test_a_near_tie_between_passages_is_settled_by_the_sentences(
@@ -106,8 +165,11 @@ def test_a_near_tie_between_passages_is_settled_by_the_sentences(
     collection = service.collection("t")
     query = build_query("How many cats does the lighthouse keeper feed?", (), embedder)
     hits = service.retriever(collection).search(query, 5)
-    counting = Counting(embedder)
     params = dataclasses.replace(service.params.of("t").answer, tie_margin=100.0)  # always a tie
-    reply = build_reply(query, hits, collection, counting, params)  # type: ignore[arg-type]
-    assert reply.answer is not None and "seventeen cats" in reply.answer.text
-    assert sorted(counting.sentences) == sorted(p.text for p in reply.passages[:2])
+    for old in (False, True):
+        counting = Counting(embedder)
+        shown = LateOnly(collection) if old else collection
+        reply = build_reply(query, hits, shown, counting, params)  # type: ignore[arg-type]
+        assert reply.answer is not None and "seventeen cats" in reply.answer.text
+        embedded = sorted(p.text for p in reply.passages[:2]) if old else []
+        assert sorted(counting.sentences) == embedded
