@@ -186,8 +186,8 @@ class Embedder:
     @cached_property
     def _side_by_side(self) -> ThreadPoolExecutor:
         """Threads running ONNX passage batches side by side, one single-threaded session
-        run each: 20-25% faster than one session on every core for batches of 16 (measured
-        on 2 cores; small matrices don't split well across threads)."""
+        run each: 10-12% less wall time than one session on every core for batches of 16
+        (measured on 2 cores; small matrices don't split well across threads)."""
         return ThreadPoolExecutor(self._workers, thread_name_prefix="qa-embed")
 
     @property
