@@ -134,10 +134,13 @@ def by_sentences(
     does (``Retriever._by_sentences``)."""
     order = sorted(scores, key=lambda p: -scores[p])
     head, tail = order[: fusion.sentence_depth], order[fusion.sentence_depth :]
-    sentences = cache.collection.sentences(head)
+    sentences = cache.collection.sentences(head)  # rows: late-chunked vector, then own
     vector = cache.vectors[qi]
     best = np.array(
-        [float((sentences[p][1] @ vector).max()) if p in sentences else 0.0 for p in head]
+        [
+            float((sentences[p][1][:, : len(vector)] @ vector).max()) if p in sentences else 0.0
+            for p in head
+        ]
     )
     head_scores = np.array([scores[p] for p in head])
     final = with_sentences(head_scores, best, fusion.sentence_weight)
