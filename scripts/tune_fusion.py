@@ -26,6 +26,7 @@ from ir_measures import R, nDCG
 from qa.config import Settings
 from qa.search.fusion import FusionParams, Normalisation, convex, rrf, with_sentences
 from qa.service import QAService
+from qa.store.segment import late_vectors
 
 if TYPE_CHECKING:
     from qa.evaluation import Dataset
@@ -134,11 +135,13 @@ def by_sentences(
     does (``Retriever._by_sentences``)."""
     order = sorted(scores, key=lambda p: -scores[p])
     head, tail = order[: fusion.sentence_depth], order[fusion.sentence_depth :]
-    sentences = cache.collection.sentences(head)  # rows: late-chunked vector, then own
+    sentences = cache.collection.sentences(head)
     vector = cache.vectors[qi]
     best = np.array(
         [
-            float((sentences[p][1][:, : len(vector)] @ vector).max()) if p in sentences else 0.0
+            float((late_vectors(sentences[p][1], len(vector)) @ vector).max())
+            if p in sentences
+            else 0.0
             for p in head
         ]
     )

@@ -188,11 +188,8 @@ class Embedder:
         """Threads running ONNX passage batches side by side, one single-threaded session
         run each: 10-12% less wall time than one session on every core for batches of 16
         (measured on 2 cores; small matrices don't split well across threads)."""
-        return ThreadPoolExecutor(self._workers, thread_name_prefix="qa-embed")
-
-    @property
-    def _workers(self) -> int:
-        return self.threads or os.cpu_count() or 1
+        workers = self.threads or os.cpu_count() or 1
+        return ThreadPoolExecutor(workers, thread_name_prefix="qa-embed")
 
     @cached_property
     def _onnx(self) -> Callable[..., OnnxEncoder]:

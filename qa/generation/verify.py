@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from qa.generation.claims import Claim
+from qa.store.segment import late_vectors
 
 if TYPE_CHECKING:
     import Stemmer
@@ -159,7 +160,7 @@ def _meaning(
         spans, rows = sources[number - 1].sentences
         if not len(spans):
             continue
-        vectors = rows[:, : len(vector)]  # the late-chunked vectors (qa.store.segment)
+        vectors = late_vectors(rows, len(vector))
         single = vectors @ vector
         evidence[number] = spans[int(np.argmax(single))]
         best = max(best, float(np.max(_windows(vectors) @ vector)))

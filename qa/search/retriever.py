@@ -18,6 +18,7 @@ from qa.encoding import CrossEncoderReranker, Embedder
 from qa.search.answer_type import Kind, expected, holds
 from qa.search.fusion import FusionParams, convex, rrf, with_sentences
 from qa.store import Collection
+from qa.store.segment import late_vectors
 
 Mode = Literal["hybrid", "dense", "bm25"]
 # from this many rows a hybrid search runs its dense half in another thread (at 1M passages
@@ -105,10 +106,10 @@ class Retriever:
             return hits
         vectors = self.collection.sentences(h.passage_id for h in top)
         weight = self.fusion.sentence_weight
-        dimension = len(query.vector)  # a row's late-chunked vector (qa.store.segment)
+        dimension = len(query.vector)
         best = np.array(
             [
-                float((vectors[h.passage_id][1][:, :dimension] @ query.vector).max())
+                float((late_vectors(vectors[h.passage_id][1], dimension) @ query.vector).max())
                 if h.passage_id in vectors
                 else 0.0
                 for h in top

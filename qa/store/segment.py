@@ -70,10 +70,15 @@ def widened(rows: np.ndarray, dimension: int, width: int | None = None) -> np.nd
     return out
 
 
+def late_vectors(rows: np.ndarray, dimension: int) -> np.ndarray:
+    """The late-chunked vectors of sentence rows (what ranking and the claim check compare)."""
+    return rows[:, :dimension]
+
+
 def sentence_parts(rows: np.ndarray, dimension: int) -> tuple[np.ndarray, np.ndarray]:
     """A passage's sentence rows split: late-chunked vectors, and vectors embedded on their
     own (an all-zero row where none was stored)."""
-    return rows[:, :dimension], widened(rows, dimension)[:, dimension:]
+    return late_vectors(rows, dimension), widened(rows, dimension)[:, dimension:]
 
 
 class DenseInfo(BaseModel):
