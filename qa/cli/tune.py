@@ -31,6 +31,15 @@ def tune(
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="use only the first N questions")
     ] = None,
+    max_false_abstain: Annotated[
+        float,
+        typer.Option(
+            "--max-false-abstain",
+            min=0.0,
+            max=0.5,
+            help="share of answerable questions the abstention threshold may refuse",
+        ),
+    ] = 0.05,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="print the table and the decision, store nothing")
     ] = False,
@@ -39,7 +48,9 @@ def tune(
     ] = False,
 ) -> None:
     """Fit the fusion weight, sentence weight and abstention threshold of a collection with
-    cross-validation; the defaults stay unless the gain beats the noise between folds."""
+    cross-validation; the defaults stay unless the gain beats the noise between folds. The
+    threshold is the highest that refuses at most --max-false-abstain of the answerable
+    questions (it needs questions the documents don't answer too)."""
     from qa.evaluation import load_dataset
     from qa.evaluation.tune import tune as fit
     from qa.store.tuning import remove_tuning, write_tuning
@@ -55,7 +66,9 @@ def tune(
     data = load_dataset(dataset, split, collection=name, limit=limit)
     say = lambda line: typer.echo(line, err=True)  # progress goes to stderr
     try:
-        result = fit(service, loaded, data, folds, progress=say)
+        result = fit(
+            service, loaded, data, folds, progress=say, max_false_abstain=max_false_abstain
+        )
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; collection {name!r} keeps its settings") from None
     for line in table(result):
@@ -73,14 +86,14 @@ def table(result: Tuning) -> list[str]:
     lines = [
         f"{result.questions} questions, {result.folds} folds",
         "",
-        f"| {'setting':<19} | {'before':>8} | {'after':>8} |",
-        f"|{'-' * 21}|{'-' * 10}|{'-' * 10}|",
+        f"| {'setting':<22} | {'before':>8} | {'after':>8} |",
+        f"|{'-' * 24}|{'-' * 10}|{'-' * 10}|",
     ]
     for key, before in result.defaults.items():
-        lines.append(f"| {key:<19} | {before:>8.2f} | {chosen[key]:>8.2f} |")
+        lines.append(f"| {key:<22} | {before:>8.2f} | {chosen[key]:>8.2f} |")
     for key, before in result.before.items():
         after = result.after.get(key)
-        lines.append(f"| {key:<19} | {_num(before):>8} | {_num(after):>8} |")
+        lines.append(f"| {key:<22} | {_num(before):>8} | {_num(after):>8} |")
     lines += ["", f"decision: {result.decision}"]
     return lines
 

@@ -2,12 +2,15 @@
 on its own labelled questions, with k-fold cross-validation.
 
 * The ranking settings (``fusion_alpha`` x ``sentence_weight`` on a small grid that holds
-  the defaults) are judged by nDCG@10 on the answerable questions; the threshold
-  (``min_answer_score``) by how often answering or abstaining was right, which needs
-  questions without gold too (else it is kept).
+  the defaults) are judged by nDCG@10 on the answerable questions.
+* The threshold (``min_answer_score``) is chosen for a stated precision: the highest one at
+  which at most ``max_false_abstain`` (default 5%) of the answerable questions go
+  unanswered; it is judged by how many of the questions without gold (the documents don't
+  answer them) it then abstains on, so it needs both kinds (else it is kept).
 * For each fold the best setting on the other folds is scored on the held-out fold against
   the defaults. A setting is taken only when the mean held-out gain is positive and larger
-  than its standard deviation between folds (the noise); otherwise the defaults stay.
+  than its standard deviation between folds (the noise); otherwise the defaults stay. A
+  default threshold that already refuses more answerable questions than allowed is lowered.
 * Every question is asked once per grid point; the folds reuse those scores.
 """
 
@@ -40,6 +43,7 @@ ALPHAS = (0.3, 0.4, 0.5, 0.6, 0.7)
 SENTENCE_WEIGHTS = (0.0, 0.3, 0.6, 0.8)
 THRESHOLDS = tuple(round(0.2 + 0.02 * i, 2) for i in range(21))  # 0.20 .. 0.60
 MIN_PER_FOLD = 2  # questions of a kind each fold needs, else the defaults are kept
+MAX_FALSE_ABSTAIN = 0.05  # share of answerable questions the tuned threshold may refuse
 SEED = 19  # folds are drawn the same way every run
 
 Grid = tuple[float, float]  # (fusion_alpha, sentence_weight)
@@ -122,29 +126,69 @@ def tune_ranking(runs: dict[Grid, list[Scored]], default: Grid, k: int) -> Decis
     return _decide(gain, noise, what, values)
 
 
-def tune_threshold(scored: list[Scored], default: float, k: int) -> Decision:
-    """Choose ``min_answer_score`` by how often answering or abstaining was right."""
+def tune_threshold(
+    scored: list[Scored], default: float, k: int, budget: float = MAX_FALSE_ABSTAIN
+) -> Decision:
+    """Choose ``min_answer_score``: the highest threshold that refuses at most ``budget`` of
+    the answerable questions, kept when it abstains on more of the unanswerable ones than
+    the default does on held-out folds (beyond the noise)."""
     judged = [i for i, s in enumerate(scored) if s.judged]
-    without = sum(1 for i in judged if not scored[i].answerable)
-    if without < k * MIN_PER_FOLD or len(judged) - without < k * MIN_PER_FOLD:
+    without = [i for i in judged if not scored[i].answerable]
+    if len(without) < k * MIN_PER_FOLD or len(judged) - len(without) < k * MIN_PER_FOLD:
         return Decision(
             {},
             None,
             None,
             f"abstention: needs at least {k * MIN_PER_FOLD} questions with gold and as many "
-            f"without (the documents don't answer them); it has {len(judged) - without} and "
-            f"{without}; default kept",
+            f"without (the documents don't answer them); it has {len(judged) - len(without)} "
+            f"and {len(without)}; default kept",
         )
     candidates = sorted({*THRESHOLDS, default})
-    gain, noise, best = cross_validate(
-        candidates,
-        default,
-        lambda t, q: scored[q].abstention_right(t),
-        judged,
-        k,  # type: ignore[arg-type]
+    gains, refused = [], []
+    for fold in folds_of(len(judged), k):
+        held = [judged[i] for i in fold]
+        train = sorted(set(judged) - set(held))
+        threshold = highest_within(scored, train, candidates, budget)
+        gains.append(_abstained(scored, held, threshold) - _abstained(scored, held, default))
+        refused.append(false_abstention(scored, held, threshold))
+    chosen = highest_within(scored, judged, candidates, budget)
+    gain, noise = statistics.fmean(gains), statistics.stdev(gains)
+    what = (
+        f"abstention (at most {budget:.0%} of answerable questions refused: threshold "
+        f"{chosen:.2f}, held-out {statistics.fmean(refused):.1%} refused, unanswerable "
+        f"abstained {gain:+.1%} over the default)"
     )
-    values = {} if best == default else {"min_answer_score": float(best)}  # type: ignore[arg-type]
-    return _decide(gain, noise, "abstention (right answer-or-abstain)", values)
+    if false_abstention(scored, judged, default) > budget and chosen < default:
+        return Decision(
+            {"min_answer_score": chosen},
+            gain,
+            noise,
+            f"{what}: the default refuses more answerable questions than allowed",
+        )
+    values = {} if chosen == default else {"min_answer_score": float(chosen)}
+    return _decide(gain, noise, what, values)
+
+
+def highest_within(
+    scored: Sequence[Scored], questions: Sequence[int], candidates: Sequence[float], budget: float
+) -> float:
+    """The highest of ``candidates`` at which at most ``budget`` of the answerable
+    ``questions`` go unanswered (the lowest candidate when none does)."""
+    within = [t for t in candidates if false_abstention(scored, questions, t) <= budget]
+    return max(within, default=min(candidates))
+
+
+def false_abstention(scored: Sequence[Scored], questions: Sequence[int], threshold: float) -> float:
+    """Share of the answerable ``questions`` left unanswered at ``threshold``."""
+    answerable = [q for q in questions if scored[q].answerable]
+    refused = sum(1 for q in answerable if not scored[q].answered(threshold))
+    return refused / len(answerable) if answerable else 0.0
+
+
+def _abstained(scored: Sequence[Scored], questions: Sequence[int], threshold: float) -> float:
+    """Share of the ``questions`` without gold abstained on at ``threshold``."""
+    without = [q for q in questions if scored[q].judged and not scored[q].answerable]
+    return sum(1 for q in without if not scored[q].answered(threshold)) / max(1, len(without))
 
 
 def _params(base: SearchParams, alpha: float, weight: float) -> SearchParams:
@@ -155,10 +199,16 @@ def _params(base: SearchParams, alpha: float, weight: float) -> SearchParams:
 def summary(scored: list[Scored], threshold: float) -> dict[str, float | None]:
     """The before/after table's row of one setting."""
     rate = sum(1 for s in scored if not s.answered(threshold)) / len(scored) if scored else None
+    everything = range(len(scored))
+    has_without = any(s.judged and not s.answerable for s in scored)
     return {
         METRIC: mean_ndcg(scored),
         "abstention_accuracy": abstention_accuracy(scored, threshold),
         "abstention_rate": rate,
+        "false_abstention": false_abstention(scored, everything, threshold),
+        "unanswerable_abstained": _abstained(scored, everything, threshold)
+        if has_without
+        else None,
     }
 
 
@@ -168,9 +218,11 @@ def tune(
     dataset: Dataset,
     folds: int = 5,
     progress: Callable[[str], None] = lambda _: None,
+    max_false_abstain: float = MAX_FALSE_ABSTAIN,
 ) -> Tuning:
     """Fit the collection's settings on ``dataset`` (the service's configured values are the
-    defaults: an earlier tuning of the collection is not the baseline)."""
+    defaults: an earlier tuning of the collection is not the baseline); the threshold may
+    refuse at most ``max_false_abstain`` of the answerable questions."""
     base = service.params.default
     default: Grid = (base.fusion.alpha, base.fusion.sentence_weight)
     grid = sorted({default, *((a, w) for a in ALPHAS for w in SENTENCE_WEIGHTS)})
@@ -189,7 +241,7 @@ def tune(
     scored = runs[default]
     if chosen != default:  # the answer scores of the chosen ranking
         scored = score_questions(service, collection, dataset, _params(base, *chosen))
-    threshold = tune_threshold(scored, base.answer.min_score, folds)
+    threshold = tune_threshold(scored, base.answer.min_score, folds, max_false_abstain)
     after_threshold = threshold.values.get("min_answer_score", base.answer.min_score)
     values = TunedValues(**ranking.values, **threshold.values)
     return Tuning(

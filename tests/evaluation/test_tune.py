@@ -15,7 +15,7 @@ from qa.cli import app
 from qa.encoding import Embedder
 from qa.errors import StoreError
 from qa.evaluation.labelled import Scored
-from qa.evaluation.tune import cross_validate, tune_threshold
+from qa.evaluation.tune import cross_validate, false_abstention, tune_threshold
 from qa.service import QAService
 from qa.store import current_generation
 from qa.store.tuning import TunedValues, Tuning, read_tuning, write_tuning
@@ -67,6 +67,29 @@ def test_threshold_needs_both_kinds_of_question_and_fits_them() -> None:
     assert kept.values == {} and "default kept" in kept.reason
     fitted = tune_threshold(answerable + without, 0.2, 5)
     assert 0.44 < fitted.values["min_answer_score"] <= 0.5, fitted
+
+
+def test_threshold_refuses_at_most_the_stated_share_of_answerable_questions() -> None:
+    # overlapping scores: no threshold separates them, so the budget decides
+    answerable = [Scored(True, 1.0, round(0.40 + 0.01 * i, 2)) for i in range(30)]
+    without = [Scored(False, None, round(0.30 + 0.01 * i, 2)) for i in range(20)]
+    scored = answerable + without
+    everything = range(len(scored))
+    for budget in (0.05, 0.1, 0.2):
+        decision = tune_threshold(scored, 0.2, 5, budget)
+        chosen = decision.values["min_answer_score"]
+        assert false_abstention(scored, everything, chosen) <= budget, decision
+        assert false_abstention(scored, everything, chosen + 0.02) > budget  # the highest
+        assert f"at most {budget:.0%}" in decision.reason
+    assert tune_threshold(scored, 0.2, 5, 0.1).values == {"min_answer_score": 0.42}
+
+
+def test_a_default_that_refuses_too_many_answerable_questions_is_lowered() -> None:
+    answerable = [Scored(True, 1.0, round(0.30 + 0.01 * i, 2)) for i in range(30)]
+    without = [Scored(False, None, round(0.20 + 0.005 * i, 3)) for i in range(20)]
+    decision = tune_threshold(answerable + without, 0.5, 5, 0.05)
+    assert decision.values == {"min_answer_score": 0.3}, decision
+    assert "refuses more answerable questions than allowed" in decision.reason
 
 
 def test_tiny_set_keeps_defaults_and_stored_values_are_used(cli: Any) -> None:
