@@ -13,6 +13,16 @@ from qa.cli.common import CollectionOption, Interrupted, make_settings, open_ser
 if TYPE_CHECKING:
     from qa.store.tuning import Tuning
 
+MaxFalseAbstain = Annotated[
+    float,
+    typer.Option(
+        "--max-false-abstain",
+        min=0.0,
+        max=0.5,
+        help="share of answerable questions the abstention threshold may refuse",
+    ),
+]
+
 
 def tune(
     dataset: Annotated[
@@ -31,15 +41,7 @@ def tune(
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="use only the first N questions")
     ] = None,
-    max_false_abstain: Annotated[
-        float,
-        typer.Option(
-            "--max-false-abstain",
-            min=0.0,
-            max=0.5,
-            help="share of answerable questions the abstention threshold may refuse",
-        ),
-    ] = 0.05,
+    max_false_abstain: MaxFalseAbstain = 0.05,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="print the table and the decision, store nothing")
     ] = False,
