@@ -169,6 +169,13 @@ class Settings(BaseSettings):
         le=2,
         description="abstain below this answer score (calibrated for MiniLM: scripts/calibrate_abstention.py)",
     )
+    missing_term_weight: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="the answer score loses this x the idf of the rarest question term no "
+        "considered passage holds (0: off; qa tune fits it per collection)",
+    )
     top_k: int = Field(default=5, ge=1, le=50)
     reranker: str | None = None
     reranker_top_n: int = Field(default=20, ge=1, le=200)

@@ -18,6 +18,7 @@ from qa.evaluation.datasets import Dataset
 from qa.evaluation.metrics import compute_metrics
 from qa.evaluation.prepare import snippet_qrels
 from qa.evaluation.run import PASSAGE_DEPTH, aggregate_documents, passage_key
+from qa.search.evidence import missing_idf
 
 if TYPE_CHECKING:
     from qa.search import SearchParams
@@ -37,14 +38,18 @@ class Scored:
     ndcg: float | None  # None for a question without relevant gold
     answer_score: float | None  # the best sentence's score; None when there was no candidate
     judged: bool = True  # False: only non-relevant gold ("wrong passage"), no abstention verdict
+    missing: float = 0.0  # idf of the rarest question term no considered passage holds
 
-    def answered(self, threshold: float) -> bool:
-        """Whether the service answers (rather than abstains) at ``threshold``."""
-        return self.answer_score is not None and self.answer_score >= threshold
+    def answered(self, threshold: float, missing_weight: float = 0.0) -> bool:
+        """Whether the service answers (rather than abstains) at ``threshold``, its answer
+        score lowered by ``missing_weight`` x :attr:`missing`."""
+        if self.answer_score is None:
+            return False
+        return self.answer_score - missing_weight * self.missing >= threshold
 
-    def abstention_right(self, threshold: float) -> float:
+    def abstention_right(self, threshold: float, missing_weight: float = 0.0) -> float:
         """1 when it answers an answerable question or abstains on one without gold."""
-        return float(self.answered(threshold) == self.answerable)
+        return float(self.answered(threshold, missing_weight) == self.answerable)
 
 
 def score_questions(
@@ -57,13 +62,20 @@ def score_questions(
     """Every question of ``dataset`` asked of ``collection`` with ``params``, in order."""
     qrels = _qrels(dataset, snippet_qrels(dataset, collection))
     # every answer kept, each scored by its sentence embedded on its own: the scale the bar
-    # is checked on near it (AnswerParams.check_below / check_above)
+    # is checked on near it (AnswerParams.check_below / check_above); the missing-term
+    # penalty is recorded apart, so any weight can be tried afterwards
     answer = dataclasses.replace(
-        params.answer, min_score=NO_ABSTENTION, check_below=0.0, check_above=2.0 - NO_ABSTENTION
+        params.answer,
+        min_score=NO_ABSTENTION,
+        check_below=0.0,
+        check_above=2.0 - NO_ABSTENTION,
+        missing_term_weight=0.0,
     )
+    considered = params.answer.sentence_passages
     open_params = dataclasses.replace(params, answer=answer)
     run: dict[str, list[str]] = {}
     answers: dict[str, float | None] = {}
+    missing: dict[str, float] = {}
     for question in dataset.questions:
         document_level = question.unit == "document"
         reply = service.search(
@@ -80,12 +92,15 @@ def score_questions(
         else:
             run[question.id] = [passage_key(p.passage_id) for p in reply.passages]
         answers[question.id] = reply.answer.score if reply.answer is not None else None
+        texts = [p.text for p in reply.passages[:considered]]
+        missing[question.id] = missing_idf(question.text, texts, collection.lexical)
     _, per_query = compute_metrics(qrels, run) if qrels else ({}, {})
     out = []
     for q in dataset.questions:
         relevant = any(grade > 0 for grade in qrels.get(q.id, {}).values())
         ndcg = per_query.get(q.id, {}).get(METRIC, 0.0) if relevant else None
-        out.append(Scored(relevant, ndcg, answers[q.id], judged=relevant or not q.answerable))
+        judged = relevant or not q.answerable
+        out.append(Scored(relevant, ndcg, answers[q.id], judged, missing[q.id]))
     return out
 
 
@@ -95,7 +110,10 @@ def mean_ndcg(scored: Sequence[Scored]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def abstention_accuracy(scored: Sequence[Scored], threshold: float) -> float | None:
+def abstention_accuracy(
+    scored: Sequence[Scored], threshold: float, missing_weight: float = 0.0
+) -> float | None:
     """Share of questions where answering or abstaining at ``threshold`` was right."""
     judged = [s for s in scored if s.judged]
-    return sum(s.abstention_right(threshold) for s in judged) / len(judged) if judged else None
+    right = sum(s.abstention_right(threshold, missing_weight) for s in judged)
+    return right / len(judged) if judged else None

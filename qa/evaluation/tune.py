@@ -17,6 +17,7 @@ on its own labelled questions, with k-fold cross-validation.
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 import statistics
 import time
@@ -41,12 +42,22 @@ if TYPE_CHECKING:
 
 ALPHAS = (0.3, 0.4, 0.5, 0.6, 0.7)
 SENTENCE_WEIGHTS = (0.0, 0.3, 0.6, 0.8)
-THRESHOLDS = tuple(round(0.2 + 0.02 * i, 2) for i in range(21))  # 0.20 .. 0.60
+DECIMALS = 4  # of a tuned threshold
+MISSING_WEIGHTS = (
+    0.0,
+    0.01,
+    0.02,
+    0.03,
+    0.05,
+    0.08,
+    0.12,
+)  # answer score lost per idf of a missing term
 MIN_PER_FOLD = 2  # questions of a kind each fold needs, else the defaults are kept
 MAX_FALSE_ABSTAIN = 0.05  # share of answerable questions the tuned threshold may refuse
 SEED = 19  # folds are drawn the same way every run
 
 Grid = tuple[float, float]  # (fusion_alpha, sentence_weight)
+Bar = tuple[float, float]  # (min_answer_score, missing_term_weight)
 
 
 @dataclass
@@ -127,11 +138,12 @@ def tune_ranking(runs: dict[Grid, list[Scored]], default: Grid, k: int) -> Decis
 
 
 def tune_threshold(
-    scored: list[Scored], default: float, k: int, budget: float = MAX_FALSE_ABSTAIN
+    scored: list[Scored], default: Bar, k: int, budget: float = MAX_FALSE_ABSTAIN
 ) -> Decision:
-    """Choose ``min_answer_score``: the highest threshold that refuses at most ``budget`` of
-    the answerable questions, kept when it abstains on more of the unanswerable ones than
-    the default does on held-out folds (beyond the noise)."""
+    """Choose the abstention bar: for each missing-term weight, the highest threshold that
+    refuses at most ``budget`` of the answerable questions; of those, the one that abstains
+    on the most unanswerable questions. Kept when it abstains on more of them than the
+    default does on held-out folds (beyond the noise)."""
     judged = [i for i, s in enumerate(scored) if s.judged]
     without = [i for i in judged if not scored[i].answerable]
     if len(without) < k * MIN_PER_FOLD or len(judged) - len(without) < k * MIN_PER_FOLD:
@@ -143,52 +155,68 @@ def tune_threshold(
             f"without (the documents don't answer them); it has {len(judged) - len(without)} "
             f"and {len(without)}; default kept",
         )
-    candidates = sorted({*THRESHOLDS, default})
+    weights = sorted({*MISSING_WEIGHTS, default[1]})
     gains, refused = [], []
     for fold in folds_of(len(judged), k):
         held = [judged[i] for i in fold]
         train = sorted(set(judged) - set(held))
-        threshold = highest_within(scored, train, candidates, budget)
-        gains.append(_abstained(scored, held, threshold) - _abstained(scored, held, default))
-        refused.append(false_abstention(scored, held, threshold))
-    chosen = highest_within(scored, judged, candidates, budget)
+        bar = best_bar(scored, train, weights, budget)
+        gains.append(_abstained(scored, held, bar) - _abstained(scored, held, default))
+        refused.append(false_abstention(scored, held, bar))
+    chosen = best_bar(scored, judged, weights, budget)
     gain, noise = statistics.fmean(gains), statistics.stdev(gains)
     what = (
         f"abstention (at most {budget:.0%} of answerable questions refused: threshold "
-        f"{chosen:.2f}, held-out {statistics.fmean(refused):.1%} refused, unanswerable "
-        f"abstained {gain:+.1%} over the default)"
+        f"{chosen[0]:.2f}, missing-term weight {chosen[1]:g}, held-out "
+        f"{statistics.fmean(refused):.1%} refused, unanswerable abstained {gain:+.1%} over "
+        "the default)"
     )
-    if false_abstention(scored, judged, default) > budget and chosen < default:
-        return Decision(
-            {"min_answer_score": chosen},
-            gain,
-            noise,
-            f"{what}: the default refuses more answerable questions than allowed",
-        )
-    values = {} if chosen == default else {"min_answer_score": float(chosen)}
+    names = ("min_answer_score", "missing_term_weight")
+    values = {name: float(v) for name, v, d in zip(names, chosen, default) if v != d}
+    if false_abstention(scored, judged, default) > budget:
+        reason = f"{what}: the default refuses more answerable questions than allowed"
+        return Decision(values, gain, noise, reason)
     return _decide(gain, noise, what, values)
 
 
+def best_bar(
+    scored: Sequence[Scored], questions: Sequence[int], weights: Sequence[float], budget: float
+) -> Bar:
+    """For each weight the highest threshold within ``budget``; of those bars, the one
+    that abstains on the most of the ``questions`` without gold (the smaller weight on a tie)."""
+    bars = [(highest_within(scored, questions, budget, w), w) for w in weights]
+    return max(bars, key=lambda bar: (_abstained(scored, questions, bar), -bar[1]))
+
+
 def highest_within(
-    scored: Sequence[Scored], questions: Sequence[int], candidates: Sequence[float], budget: float
+    scored: Sequence[Scored], questions: Sequence[int], budget: float, weight: float = 0.0
 ) -> float:
-    """The highest of ``candidates`` at which at most ``budget`` of the answerable
-    ``questions`` go unanswered (the lowest candidate when none does)."""
-    within = [t for t in candidates if false_abstention(scored, questions, t) <= budget]
-    return max(within, default=min(candidates))
+    """The highest threshold at which at most ``budget`` of the answerable ``questions`` go
+    unanswered: one of their answer scores (less ``weight`` x the missing term's idf), to
+    4 decimals, so no grid bounds it."""
+    answerable = [scored[q] for q in questions if scored[q].answerable]
+    values = sorted(
+        math.floor((s.answer_score - weight * s.missing) * 10**DECIMALS) / 10**DECIMALS
+        for s in answerable
+        if s.answer_score is not None
+    )
+    refusable = math.floor(budget * len(answerable)) - (len(answerable) - len(values))
+    if not values or refusable < 0:
+        return min(values, default=0.0)
+    return values[min(refusable, len(values) - 1)]
 
 
-def false_abstention(scored: Sequence[Scored], questions: Sequence[int], threshold: float) -> float:
-    """Share of the answerable ``questions`` left unanswered at ``threshold``."""
+def false_abstention(scored: Sequence[Scored], questions: Sequence[int], bar: Bar) -> float:
+    """Share of the answerable ``questions`` left unanswered at ``bar``."""
     answerable = [q for q in questions if scored[q].answerable]
-    refused = sum(1 for q in answerable if not scored[q].answered(threshold))
+    refused = sum(1 for q in answerable if not scored[q].answered(*bar))
     return refused / len(answerable) if answerable else 0.0
 
 
-def _abstained(scored: Sequence[Scored], questions: Sequence[int], threshold: float) -> float:
-    """Share of the ``questions`` without gold abstained on at ``threshold``."""
+def _abstained(scored: Sequence[Scored], questions: Sequence[int], bar: Bar) -> float:
+    """Share of the ``questions`` without gold abstained on at ``bar``."""
     without = [q for q in questions if scored[q].judged and not scored[q].answerable]
-    return sum(1 for q in without if not scored[q].answered(threshold)) / max(1, len(without))
+    return sum(1 for q in without if not scored[q].answered(*bar)) / max(1, len(without))
 
 
 def _params(base: SearchParams, alpha: float, weight: float) -> SearchParams:
@@ -196,19 +224,17 @@ def _params(base: SearchParams, alpha: float, weight: float) -> SearchParams:
     return dataclasses.replace(base, fusion=fusion)
 
 
-def summary(scored: list[Scored], threshold: float) -> dict[str, float | None]:
+def summary(scored: list[Scored], bar: Bar) -> dict[str, float | None]:
     """The before/after table's row of one setting."""
-    rate = sum(1 for s in scored if not s.answered(threshold)) / len(scored) if scored else None
+    rate = sum(1 for s in scored if not s.answered(*bar)) / len(scored) if scored else None
     everything = range(len(scored))
     has_without = any(s.judged and not s.answerable for s in scored)
     return {
         METRIC: mean_ndcg(scored),
-        "abstention_accuracy": abstention_accuracy(scored, threshold),
+        "abstention_accuracy": abstention_accuracy(scored, *bar),
         "abstention_rate": rate,
-        "false_abstention": false_abstention(scored, everything, threshold),
-        "unanswerable_abstained": _abstained(scored, everything, threshold)
-        if has_without
-        else None,
+        "false_abstention": false_abstention(scored, everything, bar),
+        "unanswerable_abstained": _abstained(scored, everything, bar) if has_without else None,
     }
 
 
@@ -241,8 +267,12 @@ def tune(
     scored = runs[default]
     if chosen != default:  # the answer scores of the chosen ranking
         scored = score_questions(service, collection, dataset, _params(base, *chosen))
-    threshold = tune_threshold(scored, base.answer.min_score, folds, max_false_abstain)
-    after_threshold = threshold.values.get("min_answer_score", base.answer.min_score)
+    default_bar: Bar = (base.answer.min_score, base.answer.missing_term_weight)
+    threshold = tune_threshold(scored, default_bar, folds, max_false_abstain)
+    after_bar: Bar = (
+        threshold.values.get("min_answer_score", default_bar[0]),
+        threshold.values.get("missing_term_weight", default_bar[1]),
+    )
     values = TunedValues(**ranking.values, **threshold.values)
     return Tuning(
         values=values,
@@ -250,6 +280,7 @@ def tune(
             "fusion_alpha": default[0],
             "sentence_weight": default[1],
             "min_answer_score": base.answer.min_score,
+            "missing_term_weight": base.answer.missing_term_weight,
         },
         decision=f"{ranking.reason}; {threshold.reason}",
         dataset=str(dataset.path),
@@ -258,8 +289,8 @@ def tune(
         metric=METRIC,
         gain=ranking.gain,
         noise=ranking.noise,
-        before=summary(runs[default], base.answer.min_score),
-        after=summary(scored, after_threshold),
+        before=summary(runs[default], default_bar),
+        after=summary(scored, after_bar),
         generation=collection.generation,
         created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     )

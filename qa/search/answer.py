@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from qa.encoding import Embedder
-from qa.search.evidence import WEIGHTS, Candidate, features, scores
+from qa.search.evidence import WEIGHTS, Candidate, features, missing_idf, scores
 from qa.search.retriever import Hit, Query
 from qa.store import Collection, PassageRow
 from qa.store.lexical import Lexical
@@ -100,6 +100,9 @@ class AnswerParams:
     check_below: float = 0.13
     check_above: float = 0.07
     checked: int = 3  # ...by this many best sentences' vectors embedded on their own
+    # the answer score loses this much per unit of idf of the rarest question term that none
+    # of the considered passages holds (0: off, the default; ``qa tune`` fits it per collection)
+    missing_term_weight: float = 0.0
 
 
 def ranked_passages(hits: list[Hit], rows: dict[int, PassageRow]) -> list[RankedPassage]:
@@ -184,7 +187,11 @@ def choose_answer(
         passage.highlights.sort()
 
     own = _OwnVectors(query, texts, alone, embedder)
-    best, score = _settle(candidates, odds, order[:2], own, params, len(considered))
+    penalty = 0.0
+    if params.missing_term_weight:
+        missing = missing_idf(query.bm25_text, [p.text for p in considered], lexical)
+        penalty = params.missing_term_weight * missing
+    best, score = _settle(candidates, odds, order[:2], own, params, len(considered), penalty)
     if score < params.min_score:
         return None
     passage = considered[best.passage]
@@ -223,9 +230,11 @@ def _settle(
     own: _OwnVectors,
     params: AnswerParams,
     considered: int,
+    penalty: float = 0.0,
 ) -> tuple[Candidate, float]:
     """The answer, and whether the passages answer at all as a score: the best cosine of a
-    sentence with the question plus a rank bonus (abstain below ``params.min_score``).
+    sentence with the question plus a rank bonus, less ``penalty`` (abstain below
+    ``params.min_score``).
 
     A sentence's vector embedded on its own judges it more precisely than its late-chunked
     one, so it decides where the late-chunked signals can't: when the chooser's two best
@@ -250,10 +259,11 @@ def _settle(
         score, chosen = max(zip(alone(order), order))
     stored = np.array([c.cosine + bonus(i) for i, c in enumerate(candidates)])
     evidence = float(stored.max())
-    if params.min_score - params.check_below <= evidence < params.min_score + params.check_above:
+    low, high = params.min_score - params.check_below, params.min_score + params.check_above
+    if low <= evidence - penalty < high:
         nearest = [int(i) for i in np.argsort(-stored, kind="stable")[: params.checked]]
         evidence = max(alone(nearest))
-    return candidates[chosen], max(score, evidence)
+    return candidates[chosen], max(score, evidence) - penalty
 
 
 def build_reply(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
@@ -32,6 +33,8 @@ FEATURES = (
     "cosine_gap",  # cosine minus the best candidate's cosine
     "answer_type",  # 1 if the sentence holds the kind of fact the question asks for
 )
+
+ASKING = "what which who whom whose when where why how do does did can could would should will may might must"
 
 # Fitted by scripts/fit_answer_choice.py on scripts/data/pydocs_questions_tune.jsonl
 # (LogisticRegression, C=1); the order is FEATURES'. The last, answer_type, was chosen by
@@ -90,6 +93,23 @@ def features(
             )
         )
     return np.array(rows, dtype=np.float64).reshape(len(rows), len(FEATURES))
+
+
+def missing_idf(question: str, texts: Sequence[str], lexical: Lexical) -> float:
+    """The highest inverse document frequency among the question's terms that none of
+    ``texts`` (the considered passages) holds; 0 when they hold every term. A rare word of
+    the question found nowhere near the answer ("population" asked of an article that never
+    gives one) is the clearest sign, short of a reader model, that the documents don't answer."""
+    terms = set(tokenize([question])[0]) - _asking()
+    for found in tokenize(list(texts)):
+        terms.difference_update(found)
+    return max((lexical.idf(term) for term in terms), default=0.0)
+
+
+@cache
+def _asking() -> frozenset[str]:
+    """The tokens of words that ask rather than name (BM25's stopword list keeps them)."""
+    return frozenset(tokenize([ASKING])[0])
 
 
 def scores(rows: np.ndarray, weights: Sequence[float] = WEIGHTS) -> np.ndarray:

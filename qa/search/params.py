@@ -35,7 +35,10 @@ class CollectionParams:
                 sentence_weight=settings.sentence_weight,
                 answer_type_weight=settings.answer_type_weight,
             ),
-            AnswerParams(min_score=settings.min_answer_score),
+            AnswerParams(
+                min_score=settings.min_answer_score,
+                missing_term_weight=settings.missing_term_weight,
+            ),
             {},
         )
         self._cache: dict[str, tuple[tuple[int, int], SearchParams]] = {}
@@ -60,6 +63,9 @@ class CollectionParams:
         answer = dataclasses.replace(
             self.default.answer,
             min_score=given.get("min_answer_score", self.default.answer.min_score),
+            missing_term_weight=given.get(
+                "missing_term_weight", self.default.answer.missing_term_weight
+            ),
         )
         params = SearchParams(fusion, answer, given)
         with self._lock:

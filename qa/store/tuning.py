@@ -3,7 +3,7 @@
 Written by ``qa tune`` beside the index (not inside a generation, so it holds across
 re-indexing), read by the service whenever it searches that collection: a value given here
 replaces the configured one (``QA_FUSION_ALPHA``, ``QA_SENTENCE_WEIGHT``,
-``QA_MIN_ANSWER_SCORE``) for this collection only; ``null`` keeps the configured one.
+``QA_MIN_ANSWER_SCORE``, ``QA_MISSING_TERM_WEIGHT``) for this collection only; ``null`` keeps the configured one.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ class TunedValues(BaseModel):
     fusion_alpha: float | None = Field(default=None, ge=0, le=1)
     sentence_weight: float | None = Field(default=None, ge=0, le=1)
     min_answer_score: float | None = Field(default=None, ge=-1, le=2)
+    missing_term_weight: float | None = Field(default=None, ge=0, le=1)
 
     def given(self) -> dict[str, float]:
         """The values that replace configured ones."""

@@ -63,9 +63,9 @@ def test_a_clear_gain_is_taken_and_noise_is_not() -> None:
 def test_threshold_needs_both_kinds_of_question_and_fits_them() -> None:
     answerable = [Scored(True, 1.0, 0.5 + 0.01 * i) for i in range(15)]
     without = [Scored(False, None, 0.3 + 0.01 * i) for i in range(15)]
-    kept = tune_threshold(answerable, 0.2, 5)
+    kept = tune_threshold(answerable, (0.2, 0.0), 5)
     assert kept.values == {} and "default kept" in kept.reason
-    fitted = tune_threshold(answerable + without, 0.2, 5)
+    fitted = tune_threshold(answerable + without, (0.2, 0.0), 5)
     assert 0.44 < fitted.values["min_answer_score"] <= 0.5, fitted
 
 
@@ -76,20 +76,34 @@ def test_threshold_refuses_at_most_the_stated_share_of_answerable_questions() ->
     scored = answerable + without
     everything = range(len(scored))
     for budget in (0.05, 0.1, 0.2):
-        decision = tune_threshold(scored, 0.2, 5, budget)
+        decision = tune_threshold(scored, (0.2, 0.0), 5, budget)
         chosen = decision.values["min_answer_score"]
-        assert false_abstention(scored, everything, chosen) <= budget, decision
-        assert false_abstention(scored, everything, chosen + 0.02) > budget  # the highest
+        assert false_abstention(scored, everything, (chosen, 0.0)) <= budget, decision
+        assert false_abstention(scored, everything, (chosen + 0.01, 0.0)) > budget  # the highest
         assert f"at most {budget:.0%}" in decision.reason
-    assert tune_threshold(scored, 0.2, 5, 0.1).values == {"min_answer_score": 0.42}
+    assert tune_threshold(scored, (0.2, 0.0), 5, 0.1).values == {"min_answer_score": 0.43}
 
 
 def test_a_default_that_refuses_too_many_answerable_questions_is_lowered() -> None:
     answerable = [Scored(True, 1.0, round(0.30 + 0.01 * i, 2)) for i in range(30)]
     without = [Scored(False, None, round(0.20 + 0.005 * i, 3)) for i in range(20)]
-    decision = tune_threshold(answerable + without, 0.5, 5, 0.05)
-    assert decision.values == {"min_answer_score": 0.3}, decision
+    decision = tune_threshold(answerable + without, (0.5, 0.0), 5, 0.05)
+    assert decision.values == {"min_answer_score": 0.31}, decision
     assert "refuses more answerable questions than allowed" in decision.reason
+
+
+def test_a_question_term_no_passage_holds_is_weighed_when_it_tells_them_apart() -> None:
+    # the same answer scores, but the unanswerable questions ask for a rare word (idf 8)
+    # that none of their passages holds; most answerable ones miss nothing or a common word
+    answerable = [Scored(True, 1.0, round(0.40 + 0.01 * i, 2), missing=i % 3) for i in range(30)]
+    without = [Scored(False, None, round(0.40 + 0.01 * i, 2), missing=8.0) for i in range(30)]
+    decision = tune_threshold(answerable + without, (0.38, 0.0), 5, 0.05)
+    assert decision.values["missing_term_weight"] > 0, decision
+    assert "missing-term weight" in decision.reason and decision.gain > 0.5
+    bar = (decision.values["min_answer_score"], decision.values["missing_term_weight"])
+    everything = range(60)
+    assert false_abstention(answerable + without, everything, bar) <= 0.05
+    assert sum(not s.answered(*bar) for s in without) >= 27
 
 
 def test_tiny_set_keeps_defaults_and_stored_values_are_used(cli: Any) -> None:

@@ -16,7 +16,7 @@ import pytest
 from qa.encoding import Embedder
 from qa.search import build_query, build_reply
 from qa.search.answer import AnswerParams, Reply
-from qa.search.evidence import FEATURES, WEIGHTS, Candidate, features
+from qa.search.evidence import FEATURES, WEIGHTS, Candidate, features, missing_idf
 from qa.search.followups import Turn
 from qa.service import QAService
 from qa.store import Collection
@@ -173,3 +173,25 @@ def test_a_near_tie_between_passages_is_settled_by_the_sentences(
         assert reply.answer is not None and "seventeen cats" in reply.answer.text
         embedded = sorted(p.text for p in reply.passages[:2]) if old else []
         assert sorted(counting.sentences) == embedded
+
+
+def test_a_question_term_no_passage_holds_lowers_the_answer_score(seed_service: QAService) -> None:
+    """With ``missing_term_weight`` (``qa tune`` fits it per collection), a question asking
+    for a word none of the considered passages holds ("population") scores lower and, past
+    the bar, is not answered; a question whose words are all there keeps its score."""
+    lexical = seed_service.collection().lexical
+    base = seed_service.params.of(seed_service.settings.collection).answer
+    assert base.missing_term_weight == 0.0  # off by default
+    weighed = dataclasses.replace(base, missing_term_weight=0.1)
+    counting = Counting(seed_service.embedder)
+    unanswerable = "What is the population of Songjiang District?"
+    plain = reply_with(seed_service, unanswerable, base, counting)
+    assert plain.answer is not None  # the default answers it with the closest sentence
+    texts = [p.text for p in plain.passages[: base.sentence_passages]]
+    missing = missing_idf(unanswerable, texts, lexical)
+    assert missing == pytest.approx(lexical.idf("popul"))  # the stem no passage holds
+    assert reply_with(seed_service, unanswerable, weighed, counting).answer is None
+    answered = [reply_with(seed_service, QUESTION, p, counting).answer for p in (base, weighed)]
+    assert answered[0] is not None and answered[1] is not None
+    assert answered[0].text == answered[1].text == ANSWER
+    assert answered[0].score == answered[1].score
