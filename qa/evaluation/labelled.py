@@ -18,6 +18,7 @@ from qa.evaluation.datasets import Dataset
 from qa.evaluation.metrics import compute_metrics
 from qa.evaluation.prepare import snippet_qrels
 from qa.evaluation.run import PASSAGE_DEPTH, aggregate_documents, passage_key
+from qa.search.answer import searched_texts
 from qa.search.evidence import missing_idf
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ def score_questions(
         else:
             run[question.id] = [passage_key(p.passage_id) for p in reply.passages]
         answers[question.id] = reply.answer.score if reply.answer is not None else None
-        texts = [p.text for p in reply.passages[:considered]]
+        texts = searched_texts(reply.passages[:considered])
         missing[question.id] = missing_idf(question.text, texts, collection.lexical)
     _, per_query = compute_metrics(qrels, run) if qrels else ({}, {})
     out = []

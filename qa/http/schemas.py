@@ -99,7 +99,11 @@ class AnswerModel(BaseModel):
     passage_id: int
     start: int = Field(description="offset of the sentence inside the passage text")
     end: int
-    score: float
+    score: float = Field(
+        description="how well the documents answer: the sentence's cosine with the question "
+        "plus a small bonus for a higher passage, less the missing-word penalty where `qa tune` "
+        "fitted one (then it can be below 0); no answer is given below the collection's bar"
+    )
 
 
 class CitedSourceModel(BaseModel):

@@ -125,6 +125,11 @@ def ranked_passages(hits: list[Hit], rows: dict[int, PassageRow]) -> list[Ranked
     return out
 
 
+def searched_texts(passages: list[RankedPassage]) -> list[str]:
+    """The passages' words as BM25 finds them: each passage with its document's title."""
+    return [f"{p.citation.title}\n{p.text}" for p in passages]
+
+
 def candidate_features(
     query: Query,
     considered: list[RankedPassage],
@@ -189,7 +194,7 @@ def choose_answer(
     own = _OwnVectors(query, texts, alone, embedder)
     penalty = 0.0
     if params.missing_term_weight:
-        missing = missing_idf(query.bm25_text, [p.text for p in considered], lexical)
+        missing = missing_idf(query.bm25_text, searched_texts(considered), lexical)
         penalty = params.missing_term_weight * missing
     best, score = _settle(candidates, odds, order[:2], own, params, len(considered), penalty)
     if score < params.min_score:
