@@ -165,7 +165,7 @@ class Settings(BaseSettings):
     )
     min_answer_score: float = Field(
         default=0.38,
-        ge=-1,
+        ge=-10,  # below -1 only with a missing-term penalty
         le=2,
         description="abstain below this answer score (calibrated for MiniLM: scripts/calibrate_abstention.py)",
     )

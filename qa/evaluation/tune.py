@@ -3,10 +3,11 @@ on its own labelled questions, with k-fold cross-validation.
 
 * The ranking settings (``fusion_alpha`` x ``sentence_weight`` on a small grid that holds
   the defaults) are judged by nDCG@10 on the answerable questions.
-* The threshold (``min_answer_score``) is chosen for a stated precision: the highest one at
-  which at most ``max_false_abstain`` (default 5%) of the answerable questions go
-  unanswered; it is judged by how many of the questions without gold (the documents don't
-  answer them) it then abstains on, so it needs both kinds (else it is kept).
+* The abstention bar (``min_answer_score`` with ``missing_term_weight``) is chosen for a
+  stated precision: for each weight, the highest threshold at which at most
+  ``max_false_abstain`` (default 5%) of the answerable questions go unanswered, and of those
+  the one that abstains on the most questions without gold (the documents don't answer
+  them). It needs both kinds of question (else it is kept).
 * For each fold the best setting on the other folds is scored on the held-out fold against
   the defaults. A setting is taken only when the mean held-out gain is positive and larger
   than its standard deviation between folds (the noise); otherwise the defaults stay. A
@@ -43,15 +44,8 @@ if TYPE_CHECKING:
 ALPHAS = (0.3, 0.4, 0.5, 0.6, 0.7)
 SENTENCE_WEIGHTS = (0.0, 0.3, 0.6, 0.8)
 DECIMALS = 4  # of a tuned threshold
-MISSING_WEIGHTS = (
-    0.0,
-    0.01,
-    0.02,
-    0.03,
-    0.05,
-    0.08,
-    0.12,
-)  # answer score lost per idf of a missing term
+# answer score lost per unit of idf of the rarest question term no considered passage holds
+MISSING_WEIGHTS = (0.0, 0.01, 0.02, 0.03, 0.05, 0.08, 0.12, 0.2, 0.3, 0.5)
 MIN_PER_FOLD = 2  # questions of a kind each fold needs, else the defaults are kept
 MAX_FALSE_ABSTAIN = 0.05  # share of answerable questions the tuned threshold may refuse
 SEED = 19  # folds are drawn the same way every run

@@ -26,7 +26,7 @@ class TunedValues(BaseModel):
 
     fusion_alpha: float | None = Field(default=None, ge=0, le=1)
     sentence_weight: float | None = Field(default=None, ge=0, le=1)
-    min_answer_score: float | None = Field(default=None, ge=-1, le=2)
+    min_answer_score: float | None = Field(default=None, ge=-10, le=2)  # see QA_MIN_ANSWER_SCORE
     missing_term_weight: float | None = Field(default=None, ge=0, le=1)
 
     def given(self) -> dict[str, float]:

@@ -104,6 +104,8 @@ def test_a_question_term_no_passage_holds_is_weighed_when_it_tells_them_apart() 
     everything = range(60)
     assert false_abstention(answerable + without, everything, bar) <= 0.05
     assert sum(not s.answered(*bar) for s in without) >= 27
+    assert TunedValues(**decision.values).given() == decision.values  # storable as tuned
+    assert TunedValues(min_answer_score=-1.2, missing_term_weight=0.2)  # a penalised scale
 
 
 def test_tiny_set_keeps_defaults_and_stored_values_are_used(cli: Any) -> None:
