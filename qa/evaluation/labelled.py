@@ -93,15 +93,16 @@ def score_questions(
         else:
             run[question.id] = [passage_key(p.passage_id) for p in reply.passages]
         answers[question.id] = reply.answer.score if reply.answer is not None else None
-        texts = searched_texts(reply.passages[:considered])
-        missing[question.id] = missing_idf(question.text, texts, collection.lexical)
+        if with_answer:  # what abstention is tuned on; ranking-only runs skip it
+            texts = searched_texts(reply.passages[:considered])
+            missing[question.id] = missing_idf(question.text, texts, collection.lexical)
     _, per_query = compute_metrics(qrels, run) if qrels else ({}, {})
     out = []
     for q in dataset.questions:
         relevant = any(grade > 0 for grade in qrels.get(q.id, {}).values())
         ndcg = per_query.get(q.id, {}).get(METRIC, 0.0) if relevant else None
         judged = relevant or not q.answerable
-        out.append(Scored(relevant, ndcg, answers[q.id], judged, missing[q.id]))
+        out.append(Scored(relevant, ndcg, answers[q.id], judged, missing.get(q.id, 0.0)))
     return out
 
 

@@ -27,6 +27,7 @@ from qa.store.segment import (
     SegmentInfo,
     widened,
 )
+from qa.store.segment import sentence_width as row_width
 from qa.store.sql import DocumentRow, PassageRow, create_database, insert_rows
 
 Hook = Callable[[str], None]  # called with each stage's name (tests interrupt a build there)
@@ -43,8 +44,7 @@ class SegmentWriter:
         folder.mkdir(parents=True, exist_ok=True)  # made empty by new_segment_dir
         self.folder = folder
         self.dimension = dimension
-        # a sentence row's columns (qa.store.segment.sentence_width; 0: both vectors)
-        self.sentence_width = sentence_width or 2 * dimension
+        self.sentence_width = sentence_width or row_width(dimension)  # 0: both vectors
         self.params = params
         self.lexical = PostingsBuilder()  # merges add postings to it directly
         self._db = create_database(folder / SQLITE)
