@@ -2,7 +2,8 @@
 
 Questions go through ONNX (exported once per model, cached beside the indexes) unless the
 configuration or the model rules it out, then torch. Concurrent calls share batches
-(:class:`MicroBatcher`); document sentences, which the answer step embeds again and again,
+(:class:`MicroBatcher`; the int8 encoder runs each text of a batch on its own, as its
+vectors would otherwise depend on their batch); document sentences, which the answer step embeds again and again,
 are remembered in an LRU cache.
 """
 
@@ -146,4 +147,5 @@ class QueryEncoder:
             return encoder(False).encode, "onnx"
         if backend == "auto" and not int8_agrees(encoder, "question"):
             return encoder(False).encode, "onnx"
-        return encoder(True).encode, "onnx-int8"
+        # one run per text: int8 vectors would depend on the concurrent questions batched in
+        return encoder(True).encode_each, "onnx-int8"

@@ -138,6 +138,17 @@ def test_sentence_vectors_are_late_chunked_in_any_batch(embedder: Embedder) -> N
     assert np.all(np.sum(late * alone[0][:, :384], axis=1) > 0.9999)  # as if batched alone
 
 
+def test_int8_question_vectors_do_not_depend_on_their_batch(embedder: Embedder) -> None:
+    """Concurrent questions are encoded together; the int8 export quantises activations with
+    one scale per run, so each question still runs on its own and gets its vector alone."""
+    int8 = Embedder(cache_dir=embedder.cache_dir, query_backend="onnx-int8")
+    assert int8.active_query_backend == "onnx-int8"
+    alone = np.vstack([int8.encode_queries([text]) for text in TEXTS])
+    together = int8.encode_queries(TEXTS)  # as the micro-batcher merges concurrent callers
+    assert np.array_equal(alone, together)
+    assert np.all(np.sum(alone * embedder.encode(TEXTS), axis=1) > 0.97)
+
+
 def test_sentences_are_also_stored_embedded_on_their_own(embedder: Embedder) -> None:
     """The second half of a sentence's row is the sentence embedded like a question: what
     the answer step compares, with no model run at question time."""
