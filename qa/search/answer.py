@@ -8,11 +8,20 @@ from typing import Any
 import numpy as np
 
 from qa.encoding import Embedder
-from qa.search.evidence import WEIGHTS, Candidate, features, missing_idf, scores
+from qa.search.evidence import (
+    WEIGHTS,
+    Candidate,
+    asks_or_heads,
+    features,
+    missing_idf,
+    scores,
+)
 from qa.search.retriever import Hit, Query
 from qa.store import Collection, PassageRow
 from qa.store.lexical import Lexical
 from qa.store.segment import sentence_parts
+
+NOT_AN_ANSWER = 10.0  # log-odds taken from a sentence that asks or heads (evidence.asks_or_heads)
 
 
 @dataclass(frozen=True)
@@ -183,6 +192,11 @@ def choose_answer(
     if not candidates:
         return None
     odds = scores(rows, params.weights)
+    heads = np.array(
+        [asks_or_heads(considered[c.passage].text, c.start, c.end) for c in candidates]
+    )
+    if not heads.all():  # a question or a heading never answers while a statement is left
+        odds = np.where(heads, odds - NOT_AN_ANSWER, odds)
     order = [int(i) for i in np.argsort(-odds, kind="stable")]
     for position in order[: params.highlighted]:
         if odds[position] >= odds[order[0]] - params.highlight_margin:

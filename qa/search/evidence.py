@@ -112,6 +112,22 @@ def _asking() -> frozenset[str]:
     return frozenset(tokenize([ASKING])[0])
 
 
+def asks_or_heads(text: str, start: int, end: int) -> bool:
+    """Whether the sentence at ``text[start:end]`` asks ("?") or heads what follows (a line of
+    its own with more text after it and no closing punctuation: "BDFL", "6.16. Evaluation
+    order", an FAQ's "How do you remove multiple items from a list"): it names the topic and
+    is often closest to the question, but it never answers. A signature ("random.choices(...)")
+    ends with ")" and stays a candidate."""
+    sentence = text[start:end].rstrip()
+    if sentence.endswith("?"):
+        return True
+    alone = (start == 0 or text[start - 1] == "\n") and text[end : end + 1] == "\n"
+    return alone and bool(text[end:].strip()) and not sentence.endswith(CLOSING)
+
+
+CLOSING = (".", "!", ":", ";", ")", "]", '"', "'", "\u201d", "\u2019")
+
+
 def scores(rows: np.ndarray, weights: Sequence[float] = WEIGHTS) -> np.ndarray:
     """The fitted model's log-odds that each candidate is the answering sentence."""
     return rows @ np.asarray(weights, dtype=np.float64)

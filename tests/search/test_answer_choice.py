@@ -16,7 +16,7 @@ import pytest
 from qa.encoding import Embedder
 from qa.search import build_query, build_reply
 from qa.search.answer import AnswerParams, Reply
-from qa.search.evidence import FEATURES, WEIGHTS, Candidate, features, missing_idf
+from qa.search.evidence import FEATURES, WEIGHTS, Candidate, asks_or_heads, features, missing_idf
 from qa.search.followups import Turn
 from qa.service import QAService
 from qa.store import Collection
@@ -195,3 +195,28 @@ def test_a_question_term_no_passage_holds_lowers_the_answer_score(seed_service: 
     assert answered[0] is not None and answered[1] is not None
     assert answered[0].text == answered[1].text == ANSWER
     assert answered[0].score == answered[1].score
+
+
+def test_a_heading_or_a_question_is_never_the_answer(tmp_path: Path, embedder: Embedder) -> None:
+    """An FAQ entry's heading restates the question and is the closest sentence to it, but
+    the answer is the sentence after it; a lone heading line ("BDFL") or a sentence that asks
+    is passed over too, while a signature ending in ")" stays a candidate."""
+    service = QAService(make_settings(tmp_path / "index"), embedder)
+    faq = (
+        "How do I parcel out work among a bunch of worker threads?\n\n"
+        "The easiest way is to use the concurrent.futures module, especially the "
+        "ThreadPoolExecutor class."
+    )
+    service.add_text("t", "faq", "Library and Extension FAQ", faq, None)
+    reply = service.ask("How do I parcel out work among worker threads?", "t")
+    assert reply.answer is not None
+    assert reply.answer.text.startswith("The easiest way is to use the concurrent.futures")
+    assert asks_or_heads(faq, 0, faq.index("?") + 1)
+    glossary = "BDFL\n\nBenevolent Dictator For Life, Guido van Rossum, Python's creator."
+    assert asks_or_heads(glossary, 0, 4)
+    assert not asks_or_heads(glossary, 6, len(glossary))
+    assert asks_or_heads("6.16. Evaluation order\n\nPython evaluates from left to right.", 0, 22)
+    signature = "random.choices(population, k=1)\n\nReturn a k sized list."
+    assert not asks_or_heads(signature, 0, signature.index(")") + 1)
+    assert not asks_or_heads("Is it fast? No.", 12, 15)
+    assert not asks_or_heads("Only a heading", 0, 14)  # nothing follows it
