@@ -62,6 +62,7 @@ class Embedder:
             torch_encode=self._encode_torch,
             backend=query_backend,
             onnx=None if cache_dir is None else lambda: self._onnx,
+            workers=threads,
         )
 
     @cached_property

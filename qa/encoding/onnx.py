@@ -181,15 +181,6 @@ class OnnxEncoder:
         hidden, mask, _ = self.hidden(texts)
         return _normalised(self.pool(hidden, mask))
 
-    def encode_each(self, texts: list[str]) -> np.ndarray:
-        """:meth:`encode`, each text in a run of its own, so that its vector never depends on
-        the texts it arrives with. The int8 export quantises activations with one scale per
-        run: a question batched with seven others moved to cosine 0.992 of its vector alone
-        (0.986 at worst), and 30 of 600 SciFact questions got another answer (README)."""
-        if len(texts) == 1:
-            return self.encode(texts)
-        return np.vstack([self.encode([text]) for text in texts])
-
     def hidden(
         self, texts: list[str]
     ) -> tuple[np.ndarray, np.ndarray, list[list[tuple[int, int]]]]:
