@@ -138,13 +138,8 @@ class Embedder:
         encoder = self._passage_onnx
         if encoder is None:
             return self._encode_torch(texts) if texts else out
-        order = np.argsort([-len(t) for t in texts], kind="stable")  # batches pad little
-        batches = [order[b : b + self.batch_size] for b in range(0, len(texts), self.batch_size)]
-        encoded = self._side_by_side.map(
-            lambda rows: encoder.encode([texts[i] for i in rows]), batches
-        )
-        for rows, vectors in zip(batches, encoded):
-            out[rows] = vectors
+        for row, vector in enumerate(self._side_by_side.map(lambda t: encoder.encode([t]), texts)):
+            out[row] = vector[0]
         return out
 
     def _torch_tokens(
@@ -167,11 +162,11 @@ class Embedder:
             yield vector, output["token_embeddings"][:length].float().numpy(), offsets
 
     def _onnx_tokens(self, batch: list[str]) -> Iterator[tuple[np.ndarray, np.ndarray, list[Span]]]:
-        """:meth:`_torch_tokens` from the ONNX export, ``batch_size`` texts per run."""
+        """:meth:`_torch_tokens` from the ONNX export, one text per run (see
+        :attr:`_side_by_side`)."""
         encoder = self._passage_onnx
         assert encoder is not None
-        batches = [batch[b : b + self.batch_size] for b in range(0, len(batch), self.batch_size)]
-        for hidden, mask, offsets in self._side_by_side.map(encoder.hidden, batches):
+        for hidden, mask, offsets in self._side_by_side.map(encoder.hidden, ([t] for t in batch)):
             pooled = encoder.pool(hidden, mask)
             for row, length in enumerate(mask.sum(axis=1)):
                 yield pooled[row], hidden[row, :length], offsets[row][:length]
@@ -186,9 +181,12 @@ class Embedder:
 
     @cached_property
     def _side_by_side(self) -> ThreadPoolExecutor:
-        """Threads running ONNX passage batches side by side, one single-threaded session
-        run each: 10-12% less wall time than one session on every core for batches of 16
-        (measured on 2 cores; small matrices don't split well across threads)."""
+        """Threads running ONNX passages and sentences side by side on a single-threaded
+        session, one text per run: no padding, and with int8 (activations quantised with one
+        scale per run) a text's vector never depends on the texts embedded with it. 2,000
+        docs passages: 10.3-11.5 s against 17.5-17.9 s in runs of 16 (mean cosine to float32
+        0.9940 against 0.9936); side by side rather than one session on every core, as small
+        matrices don't split well across threads (10-12% less wall time, measured on 2 cores)."""
         workers = self.threads or os.cpu_count() or 1
         return ThreadPoolExecutor(workers, thread_name_prefix="qa-embed")
 

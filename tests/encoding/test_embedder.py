@@ -176,6 +176,11 @@ def test_passages_through_onnx_agree_with_torch(
         assert mine.shape == theirs.shape == (len(mine), 768)
         for half in (slice(0, 384), slice(384, 768)):  # late-chunked, embedded on its own
             assert np.all(np.sum(mine[:, half] * theirs[:, half], axis=1) > least)
+    # one text per run: a passage's vectors don't depend on the passages embedded with it
+    alone, alone_pieces = other.encode_passages(TEXTS[2:], spans[2:])
+    assert np.array_equal(alone[0], vectors[2])
+    assert np.array_equal(alone_pieces[0], pieces[2])
+    assert np.array_equal(pieces[0][:, 384:], other._passage_onnx.encode([TEXTS[0]]))  # type: ignore[union-attr]
 
 
 def test_auto_passages_take_int8_only_where_it_agrees(embedder: Embedder, tmp_path: Path) -> None:
