@@ -134,13 +134,12 @@ class Embedder:
 
     def _encode_alone(self, texts: list[str]) -> np.ndarray:
         """Each text embedded on its own by the passage backend, like a question."""
-        out = np.zeros((len(texts), self.identity.dimension), dtype=np.float32)
+        if not texts:
+            return np.zeros((0, self.identity.dimension), dtype=np.float32)
         encoder = self._passage_onnx
         if encoder is None:
-            return self._encode_torch(texts) if texts else out
-        for row, vector in enumerate(self._side_by_side.map(lambda t: encoder.encode([t]), texts)):
-            out[row] = vector[0]
-        return out
+            return self._encode_torch(texts)
+        return encoder.encode_apart(texts, self._side_by_side)
 
     def _torch_tokens(
         self, batch: list[str]

@@ -3,8 +3,8 @@
 Questions go through ONNX (exported once per model, cached beside the indexes) unless the
 configuration or the model rules it out, then torch. Concurrent calls share batches
 (:class:`MicroBatcher`; the int8 encoder runs each text of a batch on its own,
-:func:`one_per_run`, as its vectors would otherwise depend on their batch); document sentences, which the answer step embeds again and again,
-are remembered in an LRU cache.
+:func:`one_per_run`, as its vectors would otherwise depend on their batch); document
+sentences, which the answer step embeds again and again, are remembered in an LRU cache.
 """
 
 from __future__ import annotations
@@ -167,6 +167,6 @@ def one_per_run(whole: OnnxEncoder, single: OnnxEncoder, workers: int) -> Encode
     def encode(texts: list[str]) -> np.ndarray:
         if len(texts) == 1:
             return whole.encode(texts)
-        return np.vstack(list(pool.map(lambda text: single.encode([text]), texts)))
+        return single.encode_apart(texts, pool)
 
     return encode

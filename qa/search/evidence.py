@@ -112,6 +112,10 @@ def _asking() -> frozenset[str]:
     return frozenset(tokenize([ASKING])[0])
 
 
+# what ends a line that is a sentence or a signature, not a heading
+CLOSING = (".", "!", ":", ";", ")", "]", '"', "'", "\u201d", "\u2019")
+
+
 def asks_or_heads(text: str, start: int, end: int) -> bool:
     """Whether the sentence at ``text[start:end]`` asks ("?") or heads what follows (a line of
     its own with more text after it and no closing punctuation: "BDFL", "6.16. Evaluation
@@ -123,9 +127,6 @@ def asks_or_heads(text: str, start: int, end: int) -> bool:
         return True
     alone = (start == 0 or text[start - 1] == "\n") and text[end : end + 1] == "\n"
     return alone and bool(text[end:].strip()) and not sentence.endswith(CLOSING)
-
-
-CLOSING = (".", "!", ":", ";", ")", "]", '"', "'", "\u201d", "\u2019")
 
 
 def scores(rows: np.ndarray, weights: Sequence[float] = WEIGHTS) -> np.ndarray:
