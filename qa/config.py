@@ -14,6 +14,11 @@ _CHECKOUT = PACKAGE_DIR.parent
 
 # Checked with fullmatch: ``$`` would also accept a trailing newline ("evil\n").
 COLLECTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# release-notes pages, by title or id (qa.search.history): "What's New In Python 3.0", a changelog
+HISTORY_PAGES = (
+    r"what['\u2019]?s[ _-]?new|change[ _-]?log|release[ _-]?notes|release[ _-]?history"
+    r"|version[ _-]?history"
+)
 
 
 def _bundled(folder: str) -> Path:
@@ -162,6 +167,19 @@ class Settings(BaseSettings):
         ge=0,
         le=1,
         description="hybrid ranking bonus for a passage holding the kind of fact asked for",
+    )
+    history_weight: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="hybrid ranking penalty for a passage of a release-notes page, unless the "
+        "question asks about versions, changes, dates or people",
+    )
+    history_pages: str = Field(
+        default=HISTORY_PAGES,
+        max_length=1000,
+        description="regular expression (case-insensitive) for the titles or ids of release-notes "
+        "pages; empty: none",
     )
     min_answer_score: float = Field(
         default=0.38,
@@ -317,6 +335,15 @@ class Settings(BaseSettings):
     @classmethod
     def _check_collection(cls, value: str) -> str:
         return validate_collection_name(value)
+
+    @field_validator("history_pages")
+    @classmethod
+    def _check_pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return value
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -12,6 +12,8 @@ from typing import Literal
 
 import numpy as np
 
+from qa.config import HISTORY_PAGES
+
 Fusion = Literal["convex", "rrf"]
 Normalisation = Literal["max", "minmax", "zscore"]
 
@@ -33,6 +35,10 @@ class FusionParams:
     # bonus in the rescored head for a passage that holds the very kind of fact asked for
     # (qa.search.answer_type; counts, times, names, not places), chosen on the tuning halves
     answer_type_weight: float = 0.2
+    # penalty in the rescored head for a passage of a release-notes page, unless the question
+    # asks about history (qa.search.history); chosen on the documentation set's tuning halves
+    history_weight: float = 0.2
+    history_pages: str = HISTORY_PAGES  # their titles or ids, as a regular expression
 
 
 def normalise(values: np.ndarray, how: Normalisation = "max") -> np.ndarray:

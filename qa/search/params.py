@@ -34,6 +34,8 @@ class CollectionParams:
                 alpha=settings.fusion_alpha,
                 sentence_weight=settings.sentence_weight,
                 answer_type_weight=settings.answer_type_weight,
+                history_weight=settings.history_weight,
+                history_pages=settings.history_pages,
             ),
             AnswerParams(
                 min_score=settings.min_answer_score,

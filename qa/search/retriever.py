@@ -17,6 +17,7 @@ import numpy as np
 from qa.encoding import CrossEncoderReranker, Embedder
 from qa.search.answer_type import Kind, expected, holds
 from qa.search.fusion import FusionParams, convex, rrf, with_sentences
+from qa.search.history import asks_about_history, history_rows
 from qa.store import Collection
 from qa.store.segment import late_vectors
 
@@ -117,6 +118,7 @@ class Retriever:
         )
         fused = np.array([h.score for h in top])
         final = with_sentences(fused, best, weight) + self._answer_types(query, top)
+        final -= self._history(query, top)
         for hit, value, sentence in zip(top, final, best):
             hit.score, hit.sentence = float(value), float(sentence)
         top.sort(key=lambda h: -h.score)
@@ -138,6 +140,16 @@ class Retriever:
             for h in top
         ]
         return self.fusion.answer_type_weight * np.array(found, dtype=np.float64)
+
+    def _history(self, query: Query, top: list[Hit]) -> np.ndarray | float:
+        """``history_weight`` for each passage of a release-notes page, unless the question
+        asks about history (:mod:`qa.search.history`), else 0."""
+        weight, pattern = self.fusion.history_weight, self.fusion.history_pages
+        if weight <= 0 or not pattern or asks_about_history(query.bm25_text):
+            return 0.0
+        mask = history_rows(self.collection, pattern)
+        rows = self.collection.rows_of(h.passage_id for h in top)
+        return weight * np.where(rows >= 0, mask[np.maximum(rows, 0)], False)
 
     def _cross_encode(self, query: Query, hits: list[Hit]) -> list[Hit]:
         """Order the top ``reranker_top_n`` hits by the user's cross-encoder."""
