@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -22,6 +22,19 @@ SEED_FILE = CORPUS / "songjiang-g60-innovation-corridor.txt"
 SEED_TITLE = "Songjiang vows to boost global cooperation on sci-tech innovation"
 SHARED = Path(os.environ.get("QA_SHARED_DIR", ROOT.parent / "shared"))
 SCIFACT = SHARED / "datasets" / "scifact"
+
+
+def assert_linear(run: Callable[[int], object]) -> None:
+    """``run(20_000)`` takes well under 40× ``run(2_000)`` (linear time allows 10×; a pattern
+    that backtracks on its input takes 100× and more)."""
+
+    def seconds(repeat: int) -> float:
+        start = time.perf_counter()
+        run(repeat)
+        return time.perf_counter() - start
+
+    small, large = seconds(2_000), seconds(20_000)
+    assert large < 40 * max(small, 1e-4)
 
 
 def free_port() -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from qa.search import build_query
 from qa.search.history import asks_about_history
 from qa.service import QAService
 from tests.conftest import make_settings
+from tests.helpers import assert_linear
 
 
 @pytest.mark.parametrize(
@@ -37,13 +37,7 @@ def test_which_questions_ask_about_history(question: str, asks: bool) -> None:
 
 
 def test_asking_is_linear_in_the_question() -> None:
-    def seconds(repeat: int) -> float:
-        start = time.perf_counter()
-        asks_about_history("is it new " * repeat + "1." * repeat)
-        return time.perf_counter() - start
-
-    small, large = seconds(2_000), seconds(20_000)
-    assert large < 40 * max(small, 1e-4)
+    assert_linear(lambda repeat: asks_about_history("is it new " * repeat + "1." * repeat))
 
 
 def test_a_release_note_ranks_below_the_reference_page_unless_asked_about_history(
