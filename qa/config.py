@@ -181,6 +181,11 @@ class Settings(BaseSettings):
         description="regular expression (case-insensitive) for the titles or ids of release-notes "
         "pages; empty: none",
     )
+    unknown_names: bool = Field(
+        default=True,
+        description="say the documents never mention an API or option the question names "
+        "(glob.translate(), --disable-gil) when no passage does, instead of answering",
+    )
     min_answer_score: float = Field(
         default=0.38,
         ge=-10,  # below -1 only with a missing-term penalty

@@ -378,9 +378,10 @@ class QAService(FolderWatching, SiteSync):
         retriever = self.retriever(loaded, mode, params.fusion)
         hits = within(retriever, scope, query, k)
         searched = time.perf_counter()
-        reply = build_reply(query, hits, loaded, self.embedder, params.answer, with_answer)
+        allowed = retriever.allowed
+        reply = build_reply(query, hits, loaded, self.embedder, params.answer, with_answer, allowed)
         link_citations(reply, loaded.name, self.settings.public_url or "")
-        reply.notice = no_match_notice(retriever, scope)
+        reply.notice = no_match_notice(retriever, scope) or reply.notice
         done = time.perf_counter()
         marks = {"embed": (started, encoded), "search": (encoded, searched)}
         marks |= {"answer": (searched, done), "total": (started, done)}

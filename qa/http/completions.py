@@ -62,7 +62,7 @@ def extractive(reply: Reply, notice: str | None = None) -> Composed:
     """The quoted answer sentence ([1]) with its source, or the closest passages."""
     sources = extractive_sources(reply)
     if reply.answer is None:
-        lead = NOT_ANSWERED if sources else NOTHING
+        lead = reply.notice or (NOT_ANSWERED if sources else NOTHING)
         content = "\n".join([lead, *(source_line(s) for s in sources)])
         return Composed("abstained", content, sources, notice=lead)
     parts = [with_markers(reply.answer.text.strip(), [1])]

@@ -16,6 +16,7 @@ from qa.search.evidence import (
     missing_idf,
     scores,
 )
+from qa.search.names import unknown_name
 from qa.search.retriever import Hit, Query
 from qa.store import Collection, PassageRow
 from qa.store.lexical import Lexical
@@ -66,7 +67,9 @@ class Reply:
     passages: list[RankedPassage]
     generation: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict)
-    notice: str | None = None  # why nothing was searched (a filter that keeps no document)
+    # why there is no answer, when there is a reason to give: a filter that keeps no document
+    # (nothing was searched), a name the documents never mention
+    notice: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The reply as plain data, written out field by field: ``dataclasses.asdict`` took
@@ -112,6 +115,8 @@ class AnswerParams:
     # the answer score loses this much per unit of idf of the rarest question term that none
     # of the considered passages holds (0: off, the default; ``qa tune`` fits it per collection)
     missing_term_weight: float = 0.0
+    # abstain when the question names an API or option no passage mentions (qa.search.names)
+    unknown_names: bool = True
 
 
 def ranked_passages(hits: list[Hit], rows: dict[int, PassageRow]) -> list[RankedPassage]:
@@ -292,16 +297,27 @@ def build_reply(
     embedder: Embedder,
     params: AnswerParams,
     with_answer: bool = True,
+    allowed: np.ndarray | None = None,
 ) -> Reply:
-    """The full reply for ``hits``: passages with citations and, optionally, the answer."""
+    """The full reply for ``hits``: passages with citations and, optionally, the answer
+    (none, with a notice saying so, when the question names an API or option that no passage
+    of the ``allowed`` rows mentions: :mod:`qa.search.names`)."""
     rows = collection.passages(h.passage_id for h in hits)
     passages = ranked_passages(hits, rows)
-    answer = None
-    if with_answer and passages:
+    answer, notice, unknown = None, None, None
+    if with_answer and passages and params.unknown_names:
+        unknown = unknown_name(query.bm25_text, collection, allowed)
+    if unknown is not None:
+        notice = f"The documents never mention {unknown}. The closest passages are listed below."
+    elif with_answer and passages:
         top = [p.passage_id for p in passages[: params.sentence_passages]]
         answer = choose_answer(
             query, passages, collection.sentences(top), embedder, collection.lexical, params
         )
     return Reply(
-        query=query.text, answer=answer, passages=passages, generation=collection.generation
+        query=query.text,
+        answer=answer,
+        passages=passages,
+        generation=collection.generation,
+        notice=notice,
     )

@@ -40,6 +40,7 @@ class CollectionParams:
             AnswerParams(
                 min_score=settings.min_answer_score,
                 missing_term_weight=settings.missing_term_weight,
+                unknown_names=settings.unknown_names,
             ),
             {},
         )

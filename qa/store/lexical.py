@@ -291,6 +291,17 @@ class Lexical:
             np.add.at(total, rows, term.weight * part)  # faster than total[rows] += ...
         return total
 
+    def rows_with(self, words: Sequence[str]) -> np.ndarray:
+        """The live rows holding every one of ``words`` (tokens as :func:`tokenize` makes
+        them), in row order."""
+        rows: np.ndarray | None = None
+        for word in dict.fromkeys(words):
+            found = np.sort(self._term(word)[0])
+            rows = found if rows is None else np.intersect1d(rows, found, assume_unique=True)
+            if not len(rows):
+                break
+        return np.zeros(0, np.int64) if rows is None else rows.astype(np.int64)
+
     def idf(self, word: str) -> float:
         """BM25's inverse document frequency of ``word`` (a token as :func:`tokenize` makes
         it) over the live passages."""

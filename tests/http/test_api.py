@@ -59,6 +59,16 @@ def test_ask_over_real_server(live_server: str) -> None:
     assert document["text"] == SEED_FILE.read_text(encoding="utf-8")
 
 
+def test_a_name_the_documents_never_mention_gets_a_notice(live_server: str) -> None:
+    question = "What does the --fast-track option of the G60 corridor do?"
+    response = httpx.post(f"{live_server}/v1/ask", json={"question": question}, timeout=60)
+    assert response.status_code == 200
+    reply = response.json()
+    assert reply["answer"] is None
+    assert reply["notice"].startswith("The documents never mention --fast-track.")
+    assert reply["passages"]  # the closest passages are still listed
+
+
 def test_fifty_concurrent_requests_match_the_lone_answer(live_server: str) -> None:
     questions = [QUESTION, "What brand is the Haier factory for?", "How much rent do talents pay?"]
     with httpx.Client(timeout=120) as http:

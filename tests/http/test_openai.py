@@ -111,6 +111,13 @@ def test_not_in_the_documents(client: openai.OpenAI) -> None:
     assert completion.model_extra["qa"]["answer"] == "abstained"
 
 
+def test_a_name_the_documents_never_mention_is_said(client: openai.OpenAI) -> None:
+    completion = ask(client, ("user", "What does the --fast-track option of the G60 corridor do?"))
+    content = completion.choices[0].message.content
+    assert content.startswith("The documents never mention --fast-track.")
+    assert completion.model_extra["qa"]["answer"] == "abstained"
+
+
 def test_content_parts_are_read(client: openai.OpenAI) -> None:
     completion = client.chat.completions.create(
         model="default", messages=[{"role": "user", "content": [{"type": "text", "text": Q1}]}]
