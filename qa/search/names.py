@@ -11,6 +11,7 @@ from Python 3.12 and 3.13); none of the 304 answerable ones does.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 
@@ -29,6 +30,7 @@ _SUFFIXES = (
     "pyi pyw rst sh so tar toml tsv txt xml yaml yml zip"
 )
 _NOT_API = frozenset(_SUFFIXES.split())
+_CHECKED_NAMES = 5  # names looked up per question at most (a question of 100 names reads no more)
 _CHECKED_ROWS = 2_000  # rows read to find a name at most; past that it counts as mentioned
 _BATCH = 500
 
@@ -56,7 +58,7 @@ def unknown_name(
     documented API). A dotted name whose qualifier is nowhere either is the reader's own
     ("my_list.sort"), and is not held against the question."""
     unknown = None
-    for name in asked_names(question):
+    for name in itertools.islice(asked_names(question), _CHECKED_NAMES):
         if _mentioned(collection, name, allowed):
             return None
         if unknown is None and (

@@ -37,7 +37,11 @@ def test_asked_names(question: str, names: list[str]) -> None:
 
 
 def test_finding_names_is_linear_in_the_question() -> None:
-    assert_linear(lambda repeat: list(asked_names("a.b" * repeat + " --x" * repeat + "@" * repeat)))
+    def run(repeat: int) -> None:
+        list(asked_names("a.b" * repeat + " --x" * repeat + "@" * repeat + "--a" + "-" * repeat))
+        list(asked_names("a.b-" * repeat + "a." * repeat))
+
+    assert_linear(run)
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +88,11 @@ def test_only_passages_the_reader_may_see_count(service: QAService) -> None:
     assert unknown_name(question, collection) is None
     # a reader who may not see the FAQ: str.join is mentioned nowhere they may read
     assert unknown_name(question, collection, ~collection.allow(faq)) == "glob.translate"
+
+
+def test_a_question_of_many_names_looks_up_a_few(service: QAService) -> None:
+    question = " ".join(f"glob.name{n}" for n in range(200)) + " glob.glob"
+    assert unknown_name(question, service.collection("docs")) == "glob.name0"
 
 
 def test_it_can_be_turned_off(tmp_path: Path, embedder: Embedder) -> None:
