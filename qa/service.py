@@ -359,9 +359,8 @@ class QAService(FolderWatching, SiteSync):
         params: SearchParams | None = None,
         scope: Scope | None = None,
     ) -> Reply:
-        """Rank passages for ``question`` (a follow-up when ``history`` is given) in a
-        collection (by name, or one already loaded: a generation not yet live, for the
-        indexing gate) with its settings (or ``params``, for tuning); see :mod:`qa.search.scope`."""
+        """Rank passages for ``question`` (a follow-up with ``history``) that ``scope`` allows, in
+        a collection (by name, or a generation not yet live: the indexing gate)."""
         started = time.perf_counter()
         loaded = collection if isinstance(collection, Collection) else self.collection(collection)
         k = top_k or self.settings.top_k
