@@ -73,7 +73,8 @@ def format_reply(reply: Reply) -> str:
         ranks = (p.rank for p in reply.passages if p.passage_id == reply.answer.passage_id)
         lines.append(f"Answer:   {reply.answer.text} [{next(ranks, 1)}]")
     elif reply.passages:
-        lines.append("Answer:   the documents don't answer this; the nearest passages are below.")
+        why = reply.notice or "The documents don't answer this. The nearest passages are below."
+        lines.append(f"Answer:   {why}")
     else:
         lines.append(f"Answer:   {reply.notice or 'nothing in the collection matches.'}")
     for passage in reply.passages:

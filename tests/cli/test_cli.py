@@ -77,6 +77,16 @@ def test_ask_plain_output(indexed: tuple[Path, subprocess.CompletedProcess[str]]
     assert "Lighthouse Operations Report (paragraph" in result.stdout and "page 2" in result.stdout
 
 
+def test_ask_says_when_the_documents_never_mention_a_name(
+    indexed: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    index_dir, _ = indexed
+    result = qa("ask", "What does the --lamp-mode option do?", "-c", "fx", index_dir=index_dir)
+    assert result.returncode == 0, result.stderr
+    assert "Answer:   The documents never mention --lamp-mode." in result.stdout
+    assert "[1] score" in result.stdout  # the nearest passages follow
+
+
 def test_reindex_unchanged_is_fast_path(
     indexed: tuple[Path, subprocess.CompletedProcess[str]],
 ) -> None:
