@@ -147,6 +147,7 @@ def _time(question: str, tokens: list[str]) -> float:
 
 def _quantity(question: str, words: list[str], asked: frozenset[str]) -> float:
     """:func:`holds` for a quantity: which words may follow the number to be the sort asked."""
+    change = "by how much" in question  # an amount of change: "reduced by half a year"
     if _OFTEN.search(question):
         if _FREQUENT.intersection(words):
             return 1.0
@@ -161,6 +162,8 @@ def _quantity(question: str, words: list[str], asked: frozenset[str]) -> float:
         if not (word[0].isdigit() or word in _NUMBER_WORDS) or word in asked:
             continue
         best = 0.5
+        if change and index and words[index - 1] == "by":
+            return 1.0
         if any(_singular(w) in units for w in words[index + 1 : index + 5]):
             return 1.0
     return best

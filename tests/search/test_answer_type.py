@@ -56,6 +56,9 @@ def test_expected_kind(question: str, kind: Kind | None) -> None:
         ("How often was it used?", "Nearly 90 windows serve the area.", 0.5),
         ("How much time did it save?", "The period was reduced by half a year.", 1),
         ("How much time did it save?", "Its floor area is 120,000 square meters.", 0.5),
+        # "by how much" asks for an amount of change: "by" and the amount
+        ("By how much was the building period shortened?", "It was cut by half a year.", 1),
+        ("By how much was the building period shortened?", "It took 18 months.", 0.5),
         # documentation dates a change by version, a release by date
         ("When was the walrus operator added?", "New in version 3.8.", 1),
         ("When was the walrus operator added?", "It came out in October 2018.", 0.5),
