@@ -22,6 +22,9 @@ from qa.store import Collection, PassageRow
 from qa.store.lexical import Lexical
 from qa.store.segment import sentence_parts
 
+# the notice of a question naming an API or option the documents never mention
+NEVER_MENTIONED = "The documents never mention {}. The closest passages are listed below."
+
 NOT_AN_ANSWER = 10.0  # log-odds taken from a sentence that asks or heads (evidence.asks_or_heads)
 
 
@@ -304,16 +307,16 @@ def build_reply(
     of the ``allowed`` rows mentions: :mod:`qa.search.names`)."""
     rows = collection.passages(h.passage_id for h in hits)
     passages = ranked_passages(hits, rows)
-    answer, notice, unknown = None, None, None
-    if with_answer and passages and params.unknown_names:
-        unknown = unknown_name(query.bm25_text, collection, allowed)
-    if unknown is not None:
-        notice = f"The documents never mention {unknown}. The closest passages are listed below."
-    elif with_answer and passages:
-        top = [p.passage_id for p in passages[: params.sentence_passages]]
-        answer = choose_answer(
-            query, passages, collection.sentences(top), embedder, collection.lexical, params
-        )
+    answer, notice = None, None
+    if with_answer and passages:
+        name = unknown_name(query.bm25_text, collection, allowed) if params.unknown_names else None
+        if name is not None:
+            notice = NEVER_MENTIONED.format(name)
+        else:
+            top = [p.passage_id for p in passages[: params.sentence_passages]]
+            answer = choose_answer(
+                query, passages, collection.sentences(top), embedder, collection.lexical, params
+            )
     return Reply(
         query=query.text,
         answer=answer,
