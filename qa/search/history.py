@@ -13,7 +13,6 @@ whom), which release notes answer best.
 from __future__ import annotations
 
 import re
-from functools import cache
 
 import numpy as np
 
@@ -33,16 +32,12 @@ def asks_about_history(question: str) -> bool:
     return bool(_ASKS.search(question)) or expected(question) in (Kind.TIME, Kind.PERSON)
 
 
-@cache
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern, re.IGNORECASE)
-
-
 def history_rows(collection: Collection, pattern: str) -> np.ndarray:
     """Row mask of the passages of release-note pages (title or id matching ``pattern``),
     made once per collection generation."""
-    found = _compiled(pattern).search
-    return collection.cached_mask(
-        ("history", pattern),
-        lambda: collection.meta.document_mask(lambda d: bool(found(d.title) or found(d.id))),
-    )
+
+    def build() -> np.ndarray:
+        found = re.compile(pattern, re.IGNORECASE).search
+        return collection.meta.document_mask(lambda d: bool(found(d.title) or found(d.id)))
+
+    return collection.cached_mask(("history", pattern), build)

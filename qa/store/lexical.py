@@ -296,8 +296,10 @@ class Lexical:
         them), in row order."""
         rows: np.ndarray | None = None
         for word in dict.fromkeys(words):
-            found = np.sort(self._term(word)[0])
-            rows = found if rows is None else np.intersect1d(rows, found, assume_unique=True)
+            found = self._term(word)[0]  # intersect1d sorts: only a lone list needs sorting
+            rows = (
+                np.sort(found) if rows is None else np.intersect1d(rows, found, assume_unique=True)
+            )
             if not len(rows):
                 break
         return np.zeros(0, np.int64) if rows is None else rows.astype(np.int64)
